@@ -1,0 +1,59 @@
+# Everything installs into the project: .venv (service and tests), .tools/sam (SAM CLI, kept apart
+# because its pins clash with the test stack). A fresh clone needs only python3 and make.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+PORT ?= 3000
+
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# `sam build` needs the runtime's Python (3.13) on PATH; pyenv installs are found too.
+PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)" || ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin 2>/dev/null | tail -n1)
+
+.PHONY: install run test lint typecheck validate unit openapi build clean
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: requirements-dev.txt layers/clickstream/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+run: install
+	PORT=$(PORT) $(BIN)/python -m local.server
+
+test: install $(SAM_VENV)/.installed lint typecheck validate unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy layers/clickstream functions local tests
+
+validate: $(SAM_VENV)/.installed
+	$(SAM) validate --lint --region us-east-1
+
+unit: install
+	$(BIN)/pytest
+
+openapi: install
+	$(BIN)/python -m local.openapi
+
+build: $(SAM_VENV)/.installed
+	@test -n "$(PY313_DIR)" || { echo "python3.13 not found (needed by sam build for the python3.13 runtime)"; exit 1; }
+	PATH="$(PY313_DIR):$$PATH" $(SAM) build --parallel
+
+clean:
+	rm -rf .aws-sam $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

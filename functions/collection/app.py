@@ -1,0 +1,65 @@
+"""Collection API (SPEC 3): register sessions, add events, mark irrelevant, read a session."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, ok_response
+from clickstream.models import (
+    PRINTABLE,
+    EventsAdded,
+    IrrelevantMark,
+    NewEvents,
+    NewSession,
+    Registration,
+    SessionRef,
+    SessionWithBatch,
+)
+from clickstream.runtime import get_service
+
+app = build_resolver()
+
+
+@app.post(
+    "/session",
+    summary="Register a search session in the collecting batch",
+    responses=error_responses(400, 413, 415, 422, 503),
+)
+def register_session(session: Annotated[NewSession, Body()]) -> Registration:
+    return get_service().register(session)
+
+
+@app.post(
+    "/session/events",
+    summary="Add events (clicks, ...) to a session; event_ids already stored are ignored",
+    responses=error_responses(400, 404, 413, 415, 422, 503),
+)
+def add_events(request: Annotated[NewEvents, Body()]) -> EventsAdded:
+    return get_service().add_events(request.session_id, list(request.events))
+
+
+@app.post(
+    "/session/irrelevant",
+    summary="Mark a session irrelevant (a useful negative example)",
+    responses=error_responses(400, 404, 415, 422, 503),
+)
+def mark_irrelevant(request: Annotated[SessionRef, Body()]) -> IrrelevantMark:
+    return get_service().mark_irrelevant(request.session_id)
+
+
+@app.get(
+    "/session",
+    summary="Read one session with its first events",
+    responses={**ok_response(SessionWithBatch), **error_responses(404, 422, 503)},
+)
+def get_session(
+    session_id: Annotated[str, Query(min_length=1, max_length=256, pattern=PRINTABLE)],
+    events_limit: Annotated[int, Query(ge=0, le=1000)] = 1000,
+) -> Response[Any]:
+    return json_response(200, get_service().session_json(session_id, events_limit))
+
+
+lambda_handler = lambda_entry(app)

@@ -1,0 +1,173 @@
+"""What every HTTP handler shares: the resolver, the one mapping of errors to responses, observability."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from clickstream.codec import parse_body
+from clickstream.errors import (
+    BatchNotFound,
+    ClickstreamError,
+    ConflictError,
+    InvalidField,
+    NoCollectingBatch,
+    PayloadTooLarge,
+    SessionNotFound,
+    StorageUnavailable,
+)
+from clickstream.models import ErrorBody, ValidationErrorBody
+from clickstream.observability import logger, metrics, tracer
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+_STATUS: dict[type[ClickstreamError], HTTPStatus] = {
+    SessionNotFound: HTTPStatus.NOT_FOUND,
+    BatchNotFound: HTTPStatus.NOT_FOUND,
+    NoCollectingBatch: HTTPStatus.NOT_FOUND,
+    InvalidField: HTTPStatus.UNPROCESSABLE_ENTITY,
+    PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    ConflictError: HTTPStatus.CONFLICT,
+    StorageUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+
+def json_response(status: int, body: str | dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+def error_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI entries for the error statuses a route can answer with."""
+    documented: dict[int, Any] = {}
+    for status in statuses:
+        model = ValidationErrorBody if status in (400, 422) else ErrorBody
+        documented[status] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"model": model}},
+        }
+    return documented
+
+
+def ok_response(model: Any, description: str = "OK") -> dict[int, Any]:
+    return {200: {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def _field_name(location: Sequence[Any]) -> str:
+    """("body", "events", 0, "created_at") -> "events[0].created_at"; ("query", "limit") -> "limit"."""
+    name = ""
+    for part in location[1:] if location and location[0] in ("body", "query") else location:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def _validation_failed(error: RequestValidationError) -> Response[Any]:
+    problems = error.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        reason = next(str(p.get("ctx", {}).get("error", "")) for p in problems if p.get("type") == "json_invalid")
+        return json_response(
+            HTTPStatus.BAD_REQUEST,
+            {
+                "message": "Malformed JSON body",
+                "errors": [{"field": "body", "message": reason or "not valid JSON", "type": "json_invalid"}],
+            },
+        )
+    errors = [
+        {"field": _field_name(problem.get("loc", ())), "message": str(problem.get("msg", "")), "type": problem["type"]}
+        for problem in problems
+    ]
+    fields = ", ".join(dict.fromkeys(error["field"] for error in errors))
+    return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, {"message": f"Invalid request: {fields}", "errors": errors})
+
+
+def _unsupported_media_type(_: Exception) -> Response[Any]:
+    return json_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json"})
+
+
+def _invalid_field(error: InvalidField) -> Response[Any]:
+    return json_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        {
+            "message": f"Invalid request: {error.field}",
+            "errors": [{"field": error.field, "message": error.reason, "type": "value_error"}],
+        },
+    )
+
+
+def _domain_error(error: ClickstreamError) -> Response[Any]:
+    status = next(code for kind, code in _STATUS.items() if isinstance(error, kind))
+    headers = None
+    if isinstance(error, StorageUnavailable):
+        logger.warning("DynamoDB unavailable after retries", exc_info=error.__cause__)
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+    return json_response(status, {"message": error.message}, headers)
+
+
+def _unknown_route(_: NotFoundError) -> Response[Any]:
+    return json_response(HTTPStatus.NOT_FOUND, {"message": "Not found"})
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    """A resolver with request validation and the service's error mapping (the one place for it)."""
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_body)
+
+    def unexpected(error: Exception) -> Response[Any]:
+        # A bug: log it whole, tell the caller only which request to quote.
+        logger.exception("Unhandled error")
+        request_id = app.current_event.request_context.request_id
+        return json_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal server error", "request_id": request_id}
+        )
+
+    handlers: list[tuple[type[Exception], Callable[[Any], Response[Any]]]] = [
+        (RequestValidationError, _validation_failed),
+        (RequestUnsupportedContentType, _unsupported_media_type),
+        (InvalidField, _invalid_field),
+        (ClickstreamError, _domain_error),
+        (NotFoundError, _unknown_route),
+        (Exception, unexpected),
+    ]
+    # Powertools picks the handler of the most specific class, whatever the order here.
+    for error_class, respond in handlers:
+        app.exception_handler(error_class)(respond)
+    return app
+
+
+_UNSUPPORTED_MEDIA_TYPE = {
+    "statusCode": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    "headers": {"Content-Type": content_types.APPLICATION_JSON},
+    "body": '{"message":"Content-Type must be application/json"}',
+    "isBase64Encoded": False,
+}
+
+
+def _sends_other_than_json(event: dict[str, Any]) -> bool:
+    """A body in a media type other than JSON. (Powertools would parse forms; this API takes JSON only.)"""
+    if not event.get("body"):
+        return False
+    content_type = (event.get("headers") or {}).get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type not in ("", content_types.APPLICATION_JSON)
+
+
+def lambda_entry(app: APIGatewayHttpResolver) -> Handler:
+    """The Lambda handler of an HTTP function: correlation id in logs, traced, metrics flushed."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if _sends_other_than_json(event):
+            return dict(_UNSUPPORTED_MEDIA_TYPE)
+        return app.resolve(event, context)
+
+    return handler

@@ -1,0 +1,59 @@
+"""Domain errors. The HTTP layer maps each to one status code in one place (`clickstream.api`)."""
+
+from __future__ import annotations
+
+
+class ClickstreamError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SessionNotFound(ClickstreamError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session with id={session_id} not found")
+        self.session_id = session_id
+
+
+class BatchNotFound(ClickstreamError):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"Batch with id={batch_id} not found")
+        self.batch_id = batch_id
+
+
+class NoCollectingBatch(ClickstreamError):
+    """Nothing to release. Step Functions matches this class name as the error type."""
+
+    def __init__(self) -> None:
+        super().__init__("There is no collecting batch")
+
+
+class InvalidField(ClickstreamError):
+    """A value that passed the schema but breaks a rule of the service (e.g. a timestamp outside the window)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class PayloadTooLarge(ClickstreamError):
+    """A session or event that would not fit one DynamoDB item."""
+
+    def __init__(self, field: str, size: int, limit: int) -> None:
+        super().__init__(f"{field} is too large to store: {size} bytes serialized, at most {limit} bytes fit one item")
+        self.field = field
+
+
+class StorageUnavailable(ClickstreamError):
+    """DynamoDB kept throttling or failing after the retries; the caller should retry later."""
+
+    def __init__(self, retry_after_seconds: int = 1) -> None:
+        super().__init__("The service is busy, retry later")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ConflictError(ClickstreamError):
+    """State that another call keeps changing; retrying the same call is safe."""

@@ -1,0 +1,203 @@
+"""The service's data shapes: what callers send and what they get back (SPEC sections 2 to 4).
+
+Inputs are strict: a number sent as a string or a bool sent as a number is a 422, never coerced.
+Unknown fields are ignored, so EmbeddingStudio clients that send extra fields keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints
+
+# Control characters (C0, DEL, C1) are refused in every identifier.
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
+
+
+def _valid_unicode(value: str) -> str:
+    """JSON can carry lone surrogates (\\ud800), which have no UTF-8 form and cannot be stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=PRINTABLE), AfterValidator(_valid_unicode)
+]
+EventType = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE), AfterValidator(_valid_unicode)
+]
+FieldName = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024, pattern=PRINTABLE), AfterValidator(_valid_unicode)
+]
+Timestamp = Annotated[int, Field(ge=0, le=10**13 - 1, description="Milliseconds since the Unix epoch, UTC")]
+JsonObject = dict[str, Any]
+
+MAX_SEARCH_RESULTS = 1000
+MAX_EVENTS_PER_CALL = 1000
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class SortBy(_Input):
+    field: FieldName
+    order: Literal["asc", "desc"] = "asc"
+    force_not_payload: bool = False
+
+
+class SearchResult(_Input):
+    object_id: Identifier
+    rank: float | None = None
+    meta: JsonObject | None = None
+
+
+def _text_or_object(value: Any) -> str | JsonObject:
+    if isinstance(value, str):
+        return _valid_unicode(value)
+    if isinstance(value, dict):
+        return value
+    raise ValueError("must be a string or a JSON object")
+
+
+# One check instead of a union, so an error names `search_query`, not a member of the union.
+SearchQuery = Annotated[
+    str | JsonObject,
+    PlainValidator(_text_or_object, json_schema_input_type=str | JsonObject),
+]
+
+
+class NewSession(_Input):
+    """`POST /session` body."""
+
+    session_id: Identifier
+    search_query: SearchQuery
+    search_results: Annotated[list[SearchResult], Field(max_length=MAX_SEARCH_RESULTS)]
+    search_meta: JsonObject | None = None
+    payload_filter: JsonObject | None = None
+    sort_by: SortBy | None = None
+    user_id: Identifier | None = None
+    created_at: Timestamp | None = None
+    is_payload_search: bool = False
+
+
+class NewEvent(_Input):
+    event_id: Identifier
+    object_id: Identifier
+    event_type: EventType = "click"
+    created_at: Timestamp | None = None
+    meta: JsonObject | None = None
+
+
+class NewEvents(_Input):
+    """`POST /session/events` body."""
+
+    session_id: Identifier
+    events: Annotated[list[NewEvent], Field(min_length=1, max_length=MAX_EVENTS_PER_CALL)]
+
+
+class SessionRef(_Input):
+    """Body of the routes that name one session."""
+
+    session_id: Identifier
+
+
+class ReleaseRequest(_Input):
+    """`POST /batch/release` body, and the direct invocation event of the release function."""
+
+    release_id: Identifier
+
+
+# Outputs. They document the responses in OpenAPI; the handlers build the same shapes.
+
+
+class Registration(BaseModel):
+    session_id: str
+    batch_id: str
+    session_number: int
+
+
+class EventsAdded(BaseModel):
+    session_id: str
+    accepted: int
+    duplicates: int
+
+
+class IrrelevantMark(BaseModel):
+    session_id: str
+    is_irrelevant: Literal[True] = True
+
+
+class ImprovementTask(BaseModel):
+    session_id: str
+    batch_id: str
+    session_number: int
+    status: Literal["pending"]
+    requested_at: int
+
+
+class ImprovementDecision(BaseModel):
+    session_id: str
+    status: Literal["scheduled", "skipped"]
+    reason: Literal["payload_search", "no_events"] | None = None
+    task: ImprovementTask | None = None
+
+
+class Release(BaseModel):
+    release_id: str
+    batch_id: str
+    released_at: int
+    session_count: int
+
+
+class EventView(BaseModel):
+    event_id: str
+    object_id: str
+    event_type: str
+    created_at: int
+    meta: JsonObject | None
+
+
+class SessionView(BaseModel):
+    session_number: int
+    session_id: str
+    search_query: str | JsonObject
+    search_results: list[SearchResult]
+    search_meta: JsonObject | None
+    payload_filter: JsonObject | None
+    sort_by: SortBy | None
+    user_id: str | None
+    created_at: int
+    is_irrelevant: bool
+    is_payload_search: bool
+    events: list[EventView]
+
+
+class SessionWithBatch(SessionView):
+    batch_id: str
+
+
+class BatchPage(BaseModel):
+    batch_id: str
+    last_number: int | None
+    has_more: bool
+    sessions: list[SessionView]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    request_id: str | None = None
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    message: str
+    errors: list[FieldProblem]

@@ -1,0 +1,51 @@
+"""Runtime configuration, parsed once per container from the environment."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+
+
+class Settings(BaseModel):
+    """Every knob of the service; environment variable names are the upper-cased field names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sessions_table: str = Field(min_length=3)
+    session_ids_table: str = Field(min_length=3)
+    events_table: str = Field(min_length=3)
+    batches_table: str = Field(min_length=3)
+    tasks_table: str = Field(min_length=3)
+
+    # Client timestamps must lie in [now - past, now + future].
+    timestamp_past_ms: int = Field(default=12 * HOUR_MS, ge=0)
+    timestamp_future_ms: int = Field(default=5 * MINUTE_MS, ge=0)
+
+    # How long a registration may hold its claim on a session_id before a retry takes over.
+    registration_lease_ms: int = Field(default=3_000, ge=100)
+    # How long a release waits for numbers already handed out to be written before tombstoning them.
+    release_settle_grace_ms: int = Field(default=500, ge=0)
+    # How long a registration waits on a sealed batch before it completes the release's hand-over itself.
+    sealed_batch_wait_ms: int = Field(default=1_000, ge=0)
+
+    # Attempts per DynamoDB call (botocore "standard" retry mode) before a throttle becomes a 503.
+    dynamodb_max_attempts: int = Field(default=5, ge=1, le=20)
+    # Concurrent DynamoDB requests one invocation may issue (events of a page, events of a batch).
+    dynamodb_max_concurrency: int = Field(default=32, ge=1, le=256)
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+        source = os.environ if environ is None else environ
+        values = {name: source[name.upper()] for name in cls.model_fields if name.upper() in source}
+        return cls.model_validate(values)
+
+
+@cache
+def get_settings() -> Settings:
+    """The container's settings; tests that change the environment call `get_settings.cache_clear()`."""
+    return Settings.from_environment()

@@ -1,0 +1,104 @@
+"""DynamoDB for local runs and tests: an embedded moto server, or any endpoint, with the template's tables."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from local.template import load_template, table_definitions
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from werkzeug.serving import BaseWSGIServer
+
+LOCAL_REGION = "us-east-1"
+
+
+class EmbeddedDynamoDB:
+    """moto's DynamoDB over HTTP on 127.0.0.1, one request at a time.
+
+    DynamoDB applies each write to an item atomically; moto checks a condition and then writes, so
+    concurrent requests could interleave. Serializing requests restores DynamoDB's guarantee.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> EmbeddedDynamoDB:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        dispatcher = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            with lock:
+                return list(dispatcher(environ, start_response))
+
+        class QuietHandler(MotoRequestHandler):
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                return None
+
+        self._server = make_server("127.0.0.1", self._port, serialized, threaded=True, request_handler=QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-dynamodb", daemon=True)
+        self._thread.start()
+        return self
+
+    def reset(self) -> None:
+        """Drop every table (moto's reset API)."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback
+            pass
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def dynamodb_client(endpoint: str | None = None) -> DynamoDBClient:
+    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint, region_name=None)
+
+
+def local_table_names(prefix: str = "") -> dict[str, str]:
+    """Physical table names for a local run: the template's logical ids, optionally prefixed."""
+    return {logical_id: f"{prefix}{logical_id}" for logical_id in table_definitions(load_template())}
+
+
+def ensure_tables(client: DynamoDBClient, names: dict[str, str], timeout_s: float = 60) -> None:
+    """Create the template's tables that are missing; safe when several processes do it at once."""
+    definitions = table_definitions(load_template())
+    for logical_id, name in names.items():
+        try:
+            client.create_table(TableName=name, **definitions[logical_id])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+    deadline = time.monotonic() + timeout_s
+    for name in names.values():
+        while client.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"table {name} did not become ACTIVE")
+            time.sleep(0.2)

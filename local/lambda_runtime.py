@@ -1,0 +1,155 @@
+"""Runs the real Lambda handlers in-process: loads function code as Lambda does, builds HTTP API v2 events."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import itertools
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty, LifoQueue
+from types import ModuleType
+from typing import Any
+
+from local.template import layer_paths, load_template
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+_module_counter = itertools.count()
+
+
+def put_layers_on_path() -> None:
+    """Lambda extracts layers to /opt/python; locally the layer source folders play that part."""
+    for path in layer_paths(load_template()):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+def load_function_module(code_uri: Path, handler: str) -> ModuleType:
+    """Import the module of `handler` ("module.attribute") from `code_uri` afresh: one Lambda instance."""
+    put_layers_on_path()
+    module_name = handler.rsplit(".", 1)[0]
+    unique_name = f"_lambda_{code_uri.name}_{module_name}_{next(_module_counter)}"
+    spec = importlib.util.spec_from_file_location(unique_name, code_uri / f"{module_name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {code_uri / module_name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_handler(code_uri: Path, handler: str) -> LambdaHandler:
+    function: LambdaHandler = getattr(load_function_module(code_uri, handler), handler.rsplit(".", 1)[1])
+    return function
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    deadline_ms: int = field(default_factory=lambda: int(time.time() * 1000) + 29_000)
+
+    def __post_init__(self) -> None:
+        if not self.invoked_function_arn:
+            self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.deadline_ms - int(time.time() * 1000))
+
+
+class FunctionInstances:
+    """A pool of instances of one function. Each serves one request at a time, as a Lambda instance does
+    (Powertools resolvers keep the current event on the app object, so one instance must not be shared)."""
+
+    def __init__(self, function_id: str, code_uri: Path, handler: str, max_instances: int = 32) -> None:
+        self.function_id = function_id
+        self._code_uri = code_uri
+        self._handler = handler
+        self._idle: LifoQueue[LambdaHandler] = LifoQueue()
+        self._created = 0
+        self._max = max_instances
+        self._lock = threading.Lock()
+
+    def invoke(self, event: Any) -> Any:
+        instance = self._acquire()
+        try:
+            return instance(event, LambdaContext(function_name=self.function_id))
+        finally:
+            self._idle.put(instance)
+
+    def _acquire(self) -> LambdaHandler:
+        try:
+            return self._idle.get_nowait()
+        except Empty:
+            pass
+        with self._lock:
+            create = self._created < self._max
+            if create:
+                self._created += 1
+        if create:
+            return load_handler(self._code_uri, self._handler)
+        return self._idle.get()
+
+
+def http_api_event(
+    *,
+    method: str,
+    path: str,
+    route_key: str,
+    query: dict[str, str] | None = None,
+    raw_query: str = "",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event as the service receives it behind AWS_IAM auth."""
+    now = time.time()
+    lowered = {name.lower(): value for name, value in (headers or {}).items()}
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": uuid.uuid4().hex[:16],
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+            "authorizer": {"iam": {"accountId": "123456789012", "userArn": "arn:aws:iam::123456789012:user/local"}},
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event

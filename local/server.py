@@ -1,0 +1,185 @@
+"""`make run`: the whole API on http://127.0.0.1:$PORT, calling the real handlers as API Gateway would.
+
+Routes, functions, environment and tables come from template.yaml. DynamoDB is an embedded moto
+server unless AWS_ENDPOINT_URL_DYNAMODB names another endpoint (tables are created when missing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from local.dynamodb import LOCAL_REGION, EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
+from local.lambda_runtime import FunctionInstances, http_api_event
+from local.template import function_environment, http_routes, load_template
+
+# API Gateway HTTP APIs accept payloads up to 10 MB.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+log = logging.getLogger("clickstream.local")
+
+
+@dataclass(frozen=True)
+class _Target:
+    route_key: str
+    function: FunctionInstances
+
+
+class LocalApi:
+    """A WSGI application standing in for API Gateway: route -> event -> handler -> HTTP response."""
+
+    def __init__(self, openapi_document: dict[str, Any] | None = None) -> None:
+        template = load_template()
+        pools: dict[str, FunctionInstances] = {}
+        self._routes: dict[tuple[str, str], _Target] = {}
+        for route in http_routes(template):
+            pool = pools.setdefault(
+                route.function_id, FunctionInstances(route.function_id, route.code_uri, route.handler)
+            )
+            route_key = f"{route.method} {route.path}"
+            self._routes[(route.method, route.path)] = _Target(route_key, pool)
+        self._openapi = openapi_document
+
+    def call(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None) -> Any:
+        """Invoke a route in-process (used for seeding); returns (status, parsed JSON body)."""
+        target = self._routes[(method, path)]
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"} if payload else {}
+        raw_query = "&".join(f"{key}={value}" for key, value in (query or {}).items())
+        event = http_api_event(
+            method=method,
+            path=path,
+            route_key=target.route_key,
+            query=query,
+            raw_query=raw_query,
+            headers=headers,
+            body=payload,
+        )
+        result = target.function.invoke(event)
+        return result["statusCode"], json.loads(result.get("body") or "null")
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        request.max_content_length = MAX_BODY_BYTES
+        try:
+            response = self._respond(request)
+        except RequestEntityTooLarge:
+            response = _json(413, {"message": "Request Entity Too Large"})
+        return response(environ, start_response)
+
+    def _respond(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == "/openapi.json" and self._openapi is not None:
+            return _json(200, self._openapi)
+        target = self._routes.get((request.method, request.path))
+        if target is None:
+            return _json(404, {"message": "Not Found"})
+        body = request.get_data(cache=False)
+        query = {key: ",".join(values) for key, values in request.args.lists()}
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        event = http_api_event(
+            method=request.method,
+            path=request.path,
+            route_key=target.route_key,
+            query=query or None,
+            raw_query=request.query_string.decode("latin-1"),
+            headers=headers,
+            body=body or None,
+            source_ip=request.remote_addr or "127.0.0.1",
+        )
+        try:
+            result = target.function.invoke(event)
+        except Exception:  # an unhandled error in a function: API Gateway answers a bare 500
+            log.error("function %s failed:\n%s", target.function.function_id, traceback.format_exc())
+            return _json(500, {"message": "Internal Server Error"})
+        return _http_response(result)
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+def _http_response(result: dict[str, Any]) -> Response:
+    body = result.get("body") or ""
+    if result.get("isBase64Encoded"):
+        import base64
+
+        payload: bytes | str = base64.b64decode(body)
+    else:
+        payload = body
+    response = Response(payload, status=int(result.get("statusCode", 200)))
+    response.headers.pop("Content-Type", None)
+    for name, value in (result.get("headers") or {}).items():
+        response.headers[name] = value
+    for cookie in result.get("cookies") or []:
+        response.headers.add("Set-Cookie", cookie)
+    return response
+
+
+def configure_environment(endpoint: str) -> None:
+    """Point the functions at `endpoint` with the environment template.yaml gives them."""
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    os.environ.setdefault("AWS_DEFAULT_REGION", LOCAL_REGION)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    # Locally there is no X-Ray daemon and no CloudWatch agent to read metrics from stdout.
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    template = load_template()
+    names = local_table_names()
+    for function_id in sorted({route.function_id for route in http_routes(template)}):
+        for name, value in function_environment(template, function_id, names).items():
+            os.environ.setdefault(name, value)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    port = int(os.environ.get("PORT", "3000"))
+    host = os.environ.get("HOST", "127.0.0.1")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    embedded = None
+    if not endpoint:
+        embedded = EmbeddedDynamoDB().start()
+        endpoint = embedded.endpoint
+        where = f"embedded moto DynamoDB ({endpoint})"
+    else:
+        where = f"DynamoDB at {endpoint}"
+    configure_environment(endpoint)
+    ensure_tables(dynamodb_client(endpoint), local_table_names())
+
+    from local.openapi import generate
+
+    api = LocalApi(openapi_document=generate())
+    base_url = f"http://{host}:{port}"
+    server = make_server(host, port, api, threaded=True)
+    print(f"Clickstream API on {base_url}, backed by {where}", flush=True)
+    if os.environ.get("SEED", "1") != "0":
+        from local.seed import print_walkthrough, seed_demo
+
+        print_walkthrough(base_url, seed_demo(api))
+    print("Ctrl-C to stop.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if embedded is not None:
+            embedded.stop()
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

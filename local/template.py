@@ -1,0 +1,132 @@
+"""Reads `template.yaml`, the one source of truth for routes, functions, environment and tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+@dataclass(frozen=True)
+class Intrinsic:
+    """A CloudFormation intrinsic function (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`), kept unevaluated."""
+
+    name: str
+    value: Any
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """A YAML loader that understands CloudFormation's short-form tags."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Intrinsic:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    return Intrinsic(name, value)
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+@cache
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as stream:
+        document: dict[str, Any] = yaml.load(stream, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+    return document
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    method: str
+    path: str
+    function_id: str
+    code_uri: Path
+    handler: str  # "module.attribute"
+
+
+def http_routes(template: dict[str, Any]) -> list[HttpRoute]:
+    routes = []
+    for function_id, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        properties = function["Properties"]
+        for event in properties.get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            routes.append(
+                HttpRoute(
+                    method=event["Properties"]["Method"].upper(),
+                    path=event["Properties"]["Path"],
+                    function_id=function_id,
+                    code_uri=ROOT / properties["CodeUri"],
+                    handler=properties["Handler"],
+                )
+            )
+    return routes
+
+
+def function_code(template: dict[str, Any], function_id: str) -> tuple[Path, str]:
+    properties = template["Resources"][function_id]["Properties"]
+    return ROOT / properties["CodeUri"], properties["Handler"]
+
+
+def layer_paths(template: dict[str, Any]) -> list[Path]:
+    """Source folders of the layers, which Lambda puts on sys.path."""
+    layers = resources_of_type(template, "AWS::Serverless::LayerVersion")
+    return [ROOT / layer["Properties"]["ContentUri"] for layer in layers.values()]
+
+
+def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`CreateTable` arguments for each table, from its resource properties (without TableName)."""
+    definitions = {}
+    for logical_id, table in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        properties = table["Properties"]
+        arguments: dict[str, Any] = {
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "KeySchema": properties["KeySchema"],
+            "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        for index_kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+            if index_kind in properties:
+                arguments[index_kind] = properties[index_kind]
+        definitions[logical_id] = arguments
+    return definitions
+
+
+def function_environment(template: dict[str, Any], function_id: str, physical_names: dict[str, str]) -> dict[str, str]:
+    """The function's environment variables, with `!Ref`s resolved to local names or parameter defaults."""
+    variables: dict[str, Any] = dict(
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    own = template["Resources"][function_id]["Properties"].get("Environment", {}).get("Variables", {})
+    variables.update(own)
+    parameters = template.get("Parameters", {})
+    resolved = {}
+    for name, value in variables.items():
+        if not isinstance(value, Intrinsic):
+            resolved[name] = str(value)
+        elif value.name == "Ref" and value.value in physical_names:
+            resolved[name] = physical_names[value.value]
+        elif value.name == "Ref" and value.value in parameters:
+            resolved[name] = str(parameters[value.value]["Default"])
+        else:
+            raise ValueError(f"{function_id}: cannot resolve {value.name} {value.value!r} for {name} locally")
+    return resolved
