@@ -127,20 +127,29 @@ def _http_response(result: dict[str, Any]) -> Response:
     return response
 
 
-def configure_environment(endpoint: str) -> None:
-    """Point the functions at `endpoint` with the environment template.yaml gives them."""
-    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-    os.environ.setdefault("AWS_DEFAULT_REGION", LOCAL_REGION)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    # Locally there is no X-Ray daemon and no CloudWatch agent to read metrics from stdout.
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+def local_environment(endpoint: str) -> dict[str, str]:
+    """The environment the functions get locally: template.yaml's variables, pointed at `endpoint`."""
+    environment = {
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        # Locally there is no X-Ray daemon and no CloudWatch agent reading metrics from stdout.
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
     template = load_template()
     names = local_table_names()
     for function_id in sorted({route.function_id for route in http_routes(template)}):
-        for name, value in function_environment(template, function_id, names).items():
-            os.environ.setdefault(name, value)
+        environment.update(function_environment(template, function_id, names))
+    return environment
+
+
+def configure_environment(endpoint: str) -> None:
+    """Apply `local_environment`; variables already set (e.g. credentials, limits) win."""
+    for name, value in local_environment(endpoint).items():
+        os.environ.setdefault(name, value)
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
 
 
 def main() -> None:
