@@ -25,6 +25,12 @@ $(BIN)/.installed: requirements-dev.txt layers/clickstream/requirements.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Node tools (asl-validator, dynalite), pinned by tools/package-lock.json.
+NODE_TOOLS := tools/node_modules/.installed
+$(NODE_TOOLS): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --silent
+	touch $@
+
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
@@ -33,7 +39,7 @@ $(SAM_VENV)/.installed:
 run: install
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: install $(SAM_VENV)/.installed lint typecheck validate unit
+test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate unit
 
 lint: install
 	$(BIN)/ruff check .
