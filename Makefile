@@ -13,7 +13,11 @@ export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # `sam build` needs the runtime's Python (3.13) on PATH; pyenv installs are found too.
-PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)" || ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin 2>/dev/null | tail -n1)
+# (pyenv's shims dispatch to the active version only, so its versions folder comes first.)
+PY313_DIR := $(shell ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin 2>/dev/null | tail -n1)
+ifeq ($(PY313_DIR),)
+PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
+endif
 
 .PHONY: install run test lint typecheck validate unit openapi build clean
 
