@@ -27,7 +27,7 @@ def _page_batch(http: requests.Session, base: str, batch_id: str) -> list[tuple[
     while True:
         response = http.get(
             f"{base}/batch/sessions",
-            params={"batch_id": batch_id, "after_number": after, "limit": 50, "events_limit": 0},
+            params={"batch_id": batch_id, "after_number": str(after), "limit": "50", "events_limit": "0"},
             timeout=30,
         )
         assert response.status_code == 200, response.text

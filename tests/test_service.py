@@ -122,7 +122,8 @@ def test_reading_events_never_asks_for_more_than_the_limit(service: Clickstream,
     finally:
         storage._client.meta.events.unregister("provide-client-params.dynamodb.Query", record)
     assert len(events) == 7
-    assert limits and max(limits) <= 7
+    assert limits
+    assert max(limits) <= 7
 
 
 # --- use for improvement ------------------------------------------------------------------------
@@ -142,7 +143,8 @@ def test_sessions_without_events_are_skipped_unless_irrelevant(service: Clickstr
     service.mark_irrelevant("sess-n")
     decision = service.use_for_improvement("sess-n")
     assert decision.status == "scheduled"
-    assert decision.task is not None and decision.task.status == "pending"
+    assert decision.task is not None
+    assert decision.task.status == "pending"
 
 
 def test_scheduling_twice_returns_the_same_pending_task(service: Clickstream) -> None:
