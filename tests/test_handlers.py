@@ -198,3 +198,34 @@ def test_missing_batch_id_is_422(invoke_http: Invoke) -> None:
     result = invoke_http("BatchSessionsFunction", event)
     assert result.status == 422
     assert result.body["errors"][0]["field"] == "batch_id"
+
+
+def test_handlers_publish_the_service_metrics(invoke_http: Invoke, capsys: pytest.CaptureFixture[str]) -> None:
+    def published() -> dict[str, float]:
+        values: dict[str, float] = {}
+        for line in capsys.readouterr().out.splitlines():
+            if line.startswith('{"_aws"'):
+                document = json.loads(line)
+                for directive in document["_aws"]["CloudWatchMetrics"]:
+                    for metric in directive["Metrics"]:
+                        values[metric["Name"]] = values.get(metric["Name"], 0) + sum(document[metric["Name"]])
+        return values
+
+    session_id = register(invoke_http)["session_id"]
+    assert published()["SessionsRegistered"] == 1
+    register(invoke_http, session_id=session_id)  # a repeat is not a new registration
+    assert "SessionsRegistered" not in published()
+    events = {
+        "session_id": session_id,
+        "events": [{"event_id": "e1", "object_id": "o"}, {"event_id": "e2", "object_id": "o"}],
+    }
+    invoke_http("CollectionFunction", with_body("add_events", events))
+    assert published()["EventsAccepted"] == 2
+    invoke_http("UseForImprovementFunction", with_body("use_for_improvement", {"session_id": session_id}))
+    assert published()["SessionsScheduled"] == 1
+    payload_id = register(invoke_http, is_payload_search=True)["session_id"]
+    capsys.readouterr()
+    invoke_http("UseForImprovementFunction", with_body("use_for_improvement", {"session_id": payload_id}))
+    assert published()["SessionsSkipped"] == 1
+    invoke_http("BatchReleaseFunction", with_body("batch_release", {"release_id": unique("release")}))
+    assert published()["BatchesReleased"] == 1
