@@ -19,7 +19,7 @@ ifeq ($(PY313_DIR),)
 PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
 endif
 
-.PHONY: install run test lint typecheck validate unit openapi build clean
+.PHONY: install run test lint typecheck validate validate-asl unit openapi build clean
 
 install: $(BIN)/.installed
 
@@ -43,7 +43,7 @@ $(SAM_VENV)/.installed:
 run: install
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate unit
+test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl unit
 
 lint: install
 	$(BIN)/ruff check .
@@ -54,6 +54,10 @@ typecheck: install
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1
+
+# Every state machine definition, checked against the Amazon States Language.
+validate-asl: $(NODE_TOOLS)
+	tools/node_modules/.bin/asl-validator $(foreach definition,$(wildcard statemachines/*.asl.json),--json-path $(definition))
 
 unit: install
 	$(BIN)/pytest
