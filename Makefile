@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
+# checkov pins clash with the test stack too: its own venv.
+CHECKOV_VENV := .tools/checkov
+CHECKOV_VERSION := 3.3.30
 PORT ?= 3000
 
 export SAM_CLI_TELEMETRY := 0
@@ -19,7 +22,7 @@ ifeq ($(PY313_DIR),)
 PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
 endif
 
-.PHONY: install run test lint typecheck validate validate-asl unit openapi build clean
+.PHONY: install run test lint typecheck validate validate-asl scan unit openapi build bench clean
 
 install: $(BIN)/.installed
 
@@ -40,20 +43,31 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
 	touch $@
 
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
 run: install
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl unit
+test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl scan unit
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy layers/clickstream functions local tests
+	$(BIN)/mypy layers/clickstream functions local tests bench
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1
+
+# Security scans: bandit over the Python code, checkov over the template (offline). Every check that
+# checkov skips is justified in template.yaml, next to the resource (Metadata: checkov: skip).
+scan: install $(CHECKOV_VENV)/.installed
+	$(BIN)/bandit -r layers functions local -q
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 # Every state machine definition, checked against the Amazon States Language.
 validate-asl: $(NODE_TOOLS)
@@ -68,6 +82,11 @@ openapi: install
 build: $(SAM_VENV)/.installed
 	@test -n "$(PY313_DIR)" || { echo "python3.13 not found (needed by sam build for the python3.13 runtime)"; exit 1; }
 	PATH="$(PY313_DIR):$$PATH" $(SAM) build --parallel
+
+# Figures, not tests (a few minutes; see bench/RESULTS.md): cold start, warm overhead, DynamoDB requests
+# per call, paging latency, throughput, artifact sizes (runs `make build`). BENCH_ARGS=--quick for a smoke run.
+bench: install $(SAM_VENV)/.installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .aws-sam $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

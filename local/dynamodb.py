@@ -64,11 +64,9 @@ class EmbeddedDynamoDB:
 
     def reset(self) -> None:
         """Drop every table (moto's reset API)."""
-        import urllib.request
+        import requests
 
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback
-            pass
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
         if self._server is not None:

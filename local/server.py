@@ -23,6 +23,9 @@ from local.dynamodb import LOCAL_REGION, EmbeddedDynamoDB, dynamodb_client, ensu
 from local.lambda_runtime import FunctionInstances, http_api_event
 from local.template import function_environment, http_routes, load_template
 
+# The local endpoint accepts any credentials: placeholders, never real keys.
+LOCAL_ACCESS_KEY_ID = "local"
+LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 # nosec B105
 # API Gateway HTTP APIs accept payloads up to 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 log = logging.getLogger("clickstream.local")
@@ -73,6 +76,7 @@ class LocalApi:
         try:
             response = self._respond(request)
         except RequestEntityTooLarge:
+            _discard_body(environ)
             response = _json(413, {"message": "Request Entity Too Large"})
         return response(environ, start_response)
 
@@ -106,6 +110,17 @@ class LocalApi:
         return _http_response(result)
 
 
+def _discard_body(environ: dict[str, Any], limit: int = 4 * MAX_BODY_BYTES) -> None:
+    """Read an oversized body before answering, so the client gets the 413 rather than a reset connection."""
+    stream = environ["wsgi.input"]
+    remaining = min(int(environ.get("CONTENT_LENGTH") or 0), limit)
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1 << 16))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
 def _json(status: int, body: Any) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json")
 
@@ -132,8 +147,8 @@ def local_environment(endpoint: str) -> dict[str, str]:
     environment = {
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
         "AWS_DEFAULT_REGION": LOCAL_REGION,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
         # Locally there is no X-Ray daemon and no CloudWatch agent reading metrics from stdout.
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",

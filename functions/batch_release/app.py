@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from clickstream.api import build_resolver, error_responses, lambda_entry
+from clickstream.api import build_resolver, error_responses, lambda_entry, ok_response
 from clickstream.models import Release, ReleaseRequest
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_service
@@ -19,7 +19,7 @@ app = build_resolver()
 @app.post(
     "/batch/release",
     summary="Release the collecting batch; idempotent per release_id",
-    responses=error_responses(400, 404, 415, 422, 503),
+    responses={**ok_response(Release), **error_responses(400, 404, 413, 415, 422, 503)},
 )
 def release_batch(request: Annotated[ReleaseRequest, Body()]) -> Release:
     return get_service().release(request.release_id)

@@ -20,7 +20,9 @@ app = build_resolver()
     responses={**ok_response(BatchPage), **error_responses(404, 422, 503)},
 )
 def batch_sessions(
-    batch_id: Annotated[str, Query(min_length=1, max_length=256, pattern=PRINTABLE)],
+    batch_id: Annotated[
+        str, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["b-1700000000000-0123456789ab"])
+    ],
     after_number: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     events_limit: Annotated[int, Query(ge=0, le=1000)] = 100,

@@ -26,7 +26,7 @@ app = build_resolver()
 @app.post(
     "/session",
     summary="Register a search session in the collecting batch",
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses={**ok_response(Registration), **error_responses(400, 413, 415, 422, 503)},
 )
 def register_session(session: Annotated[NewSession, Body()]) -> Registration:
     return get_service().register(session)
@@ -35,7 +35,7 @@ def register_session(session: Annotated[NewSession, Body()]) -> Registration:
 @app.post(
     "/session/events",
     summary="Add events (clicks, ...) to a session; event_ids already stored are ignored",
-    responses=error_responses(400, 404, 413, 415, 422, 503),
+    responses={**ok_response(EventsAdded), **error_responses(400, 404, 413, 415, 422, 503)},
 )
 def add_events(request: Annotated[NewEvents, Body()]) -> EventsAdded:
     return get_service().add_events(request.session_id, list(request.events))
@@ -44,7 +44,7 @@ def add_events(request: Annotated[NewEvents, Body()]) -> EventsAdded:
 @app.post(
     "/session/irrelevant",
     summary="Mark a session irrelevant (a useful negative example)",
-    responses=error_responses(400, 404, 415, 422, 503),
+    responses={**ok_response(IrrelevantMark), **error_responses(400, 404, 413, 415, 422, 503)},
 )
 def mark_irrelevant(request: Annotated[SessionRef, Body()]) -> IrrelevantMark:
     return get_service().mark_irrelevant(request.session_id)
@@ -56,7 +56,7 @@ def mark_irrelevant(request: Annotated[SessionRef, Body()]) -> IrrelevantMark:
     responses={**ok_response(SessionWithBatch), **error_responses(404, 422, 503)},
 )
 def get_session(
-    session_id: Annotated[str, Query(min_length=1, max_length=256, pattern=PRINTABLE)],
+    session_id: Annotated[str, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["sess-abc123"])],
     events_limit: Annotated[int, Query(ge=0, le=1000)] = 1000,
 ) -> Response[Any]:
     return json_response(200, get_service().session_json(session_id, events_limit))

@@ -17,7 +17,7 @@ app = build_resolver()
 @app.post(
     "/session/use-for-improvement",
     summary="Schedule a session for model improvement, skipping payload searches and sessions without events",
-    responses={**ok_response(ImprovementDecision), **error_responses(400, 404, 409, 415, 422, 503)},
+    responses={**ok_response(ImprovementDecision), **error_responses(400, 404, 409, 413, 415, 422, 503)},
 )
 def use_for_improvement(request: Annotated[SessionRef, Body()]) -> Response[Any]:
     decision = get_service().use_for_improvement(request.session_id)

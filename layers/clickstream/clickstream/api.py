@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import base64
+import binascii
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -13,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.codec import parse_body
@@ -116,9 +120,53 @@ def _unknown_route(_: NotFoundError) -> Response[Any]:
     return json_response(HTTPStatus.NOT_FOUND, {"message": "Not found"})
 
 
+def _parse_request_body(text: str | bytes) -> Any:
+    """Every request body of this API is a JSON object. (Powertools would read `[{...}]` as `{...}`.)"""
+    document = parse_body(text)
+    if not isinstance(document, dict):
+        problem = {"type": "dict_type", "loc": ("body",), "msg": "Input should be a JSON object", "input": {}}
+        raise RequestValidationError([problem])
+    return document
+
+
+class _PerThreadResolver(APIGatewayHttpResolver):
+    """Powertools keeps the request being resolved on a class attribute (`BaseRouter.current_event`),
+    shared by every resolver in the process. A Lambda instance resolves one request at a time; the
+    local server resolves many at once in threads, where requests would read each other's events.
+    This resolver keeps the event and context per thread; in Lambda it behaves exactly the same."""
+
+    _per_thread = threading.local()
+
+    @property  # type: ignore[override]
+    def current_event(self) -> APIGatewayProxyEventV2:
+        event: APIGatewayProxyEventV2 = self._per_thread.event
+        return event
+
+    @current_event.setter
+    def current_event(self, value: APIGatewayProxyEventV2) -> None:
+        self._per_thread.event = value
+
+    @property
+    def lambda_context(self) -> LambdaContext:
+        context: LambdaContext = self._per_thread.context
+        return context
+
+    @lambda_context.setter
+    def lambda_context(self, value: LambdaContext) -> None:
+        self._per_thread.context = value
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        proxy_event = self._to_proxy_event(dict(event))
+        if not isinstance(proxy_event, APIGatewayProxyEventV2):
+            raise TypeError(f"expected an HTTP API event, got {type(proxy_event).__name__}")
+        self.current_event = proxy_event
+        self.lambda_context = context
+        return super().resolve(event, context)
+
+
 def build_resolver() -> APIGatewayHttpResolver:
     """A resolver with request validation and the service's error mapping (the one place for it)."""
-    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_body)
+    app = _PerThreadResolver(enable_validation=True, json_body_deserializer=_parse_request_body)
 
     def unexpected(error: Exception) -> Response[Any]:
         # A bug: log it whole, tell the caller only which request to quote.
@@ -159,6 +207,26 @@ def _sends_other_than_json(event: dict[str, Any]) -> bool:
     return media_type not in ("", content_types.APPLICATION_JSON)
 
 
+_MALFORMED_BODY = {
+    "statusCode": HTTPStatus.BAD_REQUEST,
+    "headers": {"Content-Type": content_types.APPLICATION_JSON},
+    "body": '{"message":"Malformed JSON body","errors":[{"field":"body","message":"body is not UTF-8",'
+    '"type":"json_invalid"}]}',
+    "isBase64Encoded": False,
+}
+
+
+def _undecodable_body(event: dict[str, Any]) -> bool:
+    """A base64-encoded body that is not UTF-8 text. (Powertools would raise decoding it, before any parser.)"""
+    if not event.get("isBase64Encoded") or not event.get("body"):
+        return False
+    try:
+        base64.b64decode(event["body"], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return True
+    return False
+
+
 def lambda_entry(app: APIGatewayHttpResolver) -> Handler:
     """The Lambda handler of an HTTP function: correlation id in logs, traced, metrics flushed."""
 
@@ -168,6 +236,8 @@ def lambda_entry(app: APIGatewayHttpResolver) -> Handler:
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if _sends_other_than_json(event):
             return dict(_UNSUPPORTED_MEDIA_TYPE)
+        if _undecodable_body(event):
+            return dict(_MALFORMED_BODY)
         return app.resolve(event, context)
 
     return handler

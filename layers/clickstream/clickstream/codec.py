@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# Deeper documents are refused. A fixed bound, far below the interpreter's recursion limit, so a document
+# that parses is also one that every later step (validation, encoding, rendering) can walk.
+MAX_JSON_DEPTH = 64
+
 
 class MalformedJson(json.JSONDecodeError):
     """A body that is not one unambiguous JSON document. A JSONDecodeError, so Powertools reports it as such."""
@@ -28,14 +32,38 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def _nested_deeper_than(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels; level by level, so no recursion and no stack."""
+    level: list[Any] = [document]
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            for child in container.values() if isinstance(container, dict) else container:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        level = below
+        depth += 1
+    return False
+
+
 def parse_body(text: str | bytes) -> Any:
-    """Parse a request body: no NaN/Infinity, no duplicate keys, no nesting deep enough to exhaust the stack."""
+    """Parse a request body: no NaN/Infinity, no duplicate keys, at most MAX_JSON_DEPTH levels of nesting."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys)
+        document = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys)
     except RecursionError:
-        raise MalformedJson("JSON nested too deeply") from None
+        raise MalformedJson(f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
     except UnicodeDecodeError:
         raise MalformedJson("body is not UTF-8") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an integer literal longer than Python converts (sys.get_int_max_str_digits)
+        raise MalformedJson("a number has too many digits") from None
+    if isinstance(document, dict | list) and _nested_deeper_than(document, MAX_JSON_DEPTH):
+        raise MalformedJson(f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return document
 
 
 def encode_json(value: Any) -> str:

@@ -51,7 +51,7 @@ class SortBy(_Input):
 
 class SearchResult(_Input):
     object_id: Identifier
-    rank: float | None = None
+    rank: Annotated[float, Field(allow_inf_nan=False)] | None = None
     meta: JsonObject | None = None
 
 
@@ -72,6 +72,21 @@ SearchQuery = Annotated[
 
 class NewSession(_Input):
     """`POST /session` body."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "sess-abc123",
+                    "search_query": "red running shoes",
+                    "search_results": [{"object_id": "shoe-17", "rank": 1.0, "meta": {"brand": "acme"}}],
+                    "search_meta": {"latency_ms": 38},
+                    "sort_by": {"field": "price", "order": "asc"},
+                    "user_id": "user-42",
+                }
+            ]
+        }
+    )
 
     session_id: Identifier
     search_query: SearchQuery
@@ -95,6 +110,17 @@ class NewEvent(_Input):
 class NewEvents(_Input):
     """`POST /session/events` body."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "sess-abc123",
+                    "events": [{"event_id": "evt-1", "object_id": "shoe-17", "event_type": "click"}],
+                }
+            ]
+        }
+    )
+
     session_id: Identifier
     events: Annotated[list[NewEvent], Field(min_length=1, max_length=MAX_EVENTS_PER_CALL)]
 
@@ -102,11 +128,15 @@ class NewEvents(_Input):
 class SessionRef(_Input):
     """Body of the routes that name one session."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"session_id": "sess-abc123"}]})
+
     session_id: Identifier
 
 
 class ReleaseRequest(_Input):
     """`POST /batch/release` body, and the direct invocation event of the release function."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"release_id": "release-v1"}]})
 
     release_id: Identifier
 

@@ -108,6 +108,10 @@ class Clickstream:
         self._clock = clock
         self._sleep = sleep
 
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
     # --- input rules (SPEC 4) -----------------------------------------------------------------
 
     def _timestamp(self, field: str, value: int | None, now: int) -> int:
@@ -127,8 +131,10 @@ class Clickstream:
     def _json_text(field: str, value: object) -> str:
         try:
             return encode_json(value)
-        except ValueError:
+        except UnicodeEncodeError:
             raise InvalidField(field, "contains text that is not valid Unicode (a lone surrogate)") from None
+        except ValueError:  # 1e400 parses as infinity, which JSON cannot carry
+            raise InvalidField(field, "contains a number out of the range of a double (e.g. 1e400)") from None
 
     # --- POST /session -------------------------------------------------------------------------
 
@@ -143,16 +149,19 @@ class Clickstream:
         return self._follow_claim(search)
 
     def _search(self, new: NewSession, now: int) -> _Search:
-        document = self._json_text(
-            "body",
-            {
-                "search_query": new.search_query,
-                "search_results": [result.model_dump() for result in new.search_results],
-                "search_meta": new.search_meta,
-                "payload_filter": new.payload_filter,
-                "sort_by": None if new.sort_by is None else new.sort_by.model_dump(),
-            },
-        )
+        members = {
+            "search_query": new.search_query,
+            "search_results": [result.model_dump() for result in new.search_results],
+            "search_meta": new.search_meta,
+            "payload_filter": new.payload_filter,
+            "sort_by": None if new.sort_by is None else new.sort_by.model_dump(),
+        }
+        try:
+            document = encode_json(members)
+        except ValueError:
+            for name, member in members.items():  # name the member at fault
+                self._json_text(name, member)
+            raise
         size = utf8_size(document) + utf8_size(new.session_id) + utf8_size(new.user_id or "")
         if size > MAX_SESSION_BYTES:
             raise PayloadTooLarge("session", size, MAX_SESSION_BYTES)
@@ -214,7 +223,9 @@ class Clickstream:
                 if occupant.session_id != search.session_id:
                     slot = None  # tombstoned by a release: this registration goes to the next batch
                     continue
-            self._storage.mark_registered(search.session_id, batch_id, number)
+            if not self._storage.mark_registered(search.session_id, batch_id, number):
+                # The claim now points elsewhere: never acknowledge a slot the claim does not record.
+                raise ConflictError(f"Registration of session {search.session_id} moved while writing; retry")
             return Registration(session_id=search.session_id, batch_id=batch_id, session_number=number)
 
     def _next_number(self) -> tuple[str, int]:
@@ -404,6 +415,10 @@ class Clickstream:
                     continue  # the pointer appeared or changed meanwhile; seal it
                 raise NoCollectingBatch()
         if record.session_count is None:
+            # A call with this id may have stopped right after binding it: finish its hand-over first
+            # (both writes are conditional no-ops when done), so the batch record exists to be counted
+            # and no sealed pointer is left for registrations to wait on.
+            self._retire(record)
             record = self._settle(record)
             self._recorder.count("BatchesReleased")
         return Release(
@@ -417,14 +432,22 @@ class Clickstream:
         """Bind the sealing release to the batch, record the batch, and retire the pointer."""
         if pointer.release_id is None or pointer.sealed_at is None:
             return None  # not sealed: nothing to hand over
+        if pointer.counter == 0:
+            # Sealed empty by a release that stopped before undoing its seal: nothing to release.
+            self._storage.unseal_pointer(pointer.release_id, pointer.batch_id)
+            return None
         record = self._storage.bind_release(pointer.release_id, pointer.batch_id, pointer.sealed_at, pointer.counter)
         if record.batch_id != pointer.batch_id:
             # This release_id already names another batch; it must not take this one too.
             self._storage.unseal_pointer(pointer.release_id, pointer.batch_id)
             return None
-        self._storage.put_batch_record(record)
-        self._storage.delete_sealed_pointer(pointer.release_id, pointer.batch_id)
+        self._retire(record)
         return record
+
+    def _retire(self, record: ReleaseRecord) -> None:
+        """Record the released batch, then delete the pointer if it is still the one sealed for it."""
+        self._storage.put_batch_record(record)
+        self._storage.delete_sealed_pointer(record.release_id, record.batch_id)
 
     def _settle(self, record: ReleaseRecord) -> ReleaseRecord:
         """Make the batch final: every number up to the frozen counter holds a session or a tombstone."""

@@ -186,8 +186,9 @@ class Storage:
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
         # AWS_ENDPOINT_URL_DYNAMODB, when set, is honoured by botocore itself.
+        # total_max_attempts counts the first attempt too (botocore's max_attempts counts only retries).
         config = Config(
-            retries={"mode": "standard", "max_attempts": settings.dynamodb_max_attempts},
+            retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
             max_pool_connections=settings.dynamodb_max_concurrency + 4,
             connect_timeout=3,
             read_timeout=10,
@@ -202,6 +203,11 @@ class Storage:
             tasks_table=settings.tasks_table,
             max_concurrency=settings.dynamodb_max_concurrency,
         )
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client (for instrumentation: benchmarks and request-count tests hook its events)."""
+        return self._client
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -312,20 +318,23 @@ class Storage:
             is not None
         )
 
-    def mark_registered(self, session_id: str, batch_id: str, session_number: int) -> None:
+    def mark_registered(self, session_id: str, batch_id: str, session_number: int) -> bool:
         """Final step of a registration; repeatable, and only ever for the slot the session is in."""
-        self._conditional(
-            "update_item",
-            TableName=self._session_ids,
-            Key={"session_id": _s(session_id)},
-            UpdateExpression="SET #state = :registered",
-            ConditionExpression="batch_id = :batch AND session_number = :number",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":registered": _s("registered"),
-                ":batch": _s(batch_id),
-                ":number": _n(session_number),
-            },
+        return (
+            self._conditional(
+                "update_item",
+                TableName=self._session_ids,
+                Key={"session_id": _s(session_id)},
+                UpdateExpression="SET #state = :registered",
+                ConditionExpression="batch_id = :batch AND session_number = :number",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":registered": _s("registered"),
+                    ":batch": _s(batch_id),
+                    ":number": _n(session_number),
+                },
+            )
+            is not None
         )
 
     # --- the collecting pointer ---------------------------------------------------------------
@@ -501,15 +510,18 @@ class Storage:
     def put_tombstone(self, batch_id: str, session_number: int) -> bool:
         """Close a slot whose registration never wrote it; False when a session got there first."""
         item = {"batch_id": _s(batch_id), "session_number": _n(session_number), "tombstone": {"BOOL": True}}
-        return (
-            self._conditional(
-                "put_item",
-                TableName=self._sessions,
-                Item=item,
-                ConditionExpression="attribute_not_exists(session_number)",
-            )
-            is not None
+        written = self._conditional(
+            "put_item",
+            TableName=self._sessions,
+            Item=item,
+            ConditionExpression="attribute_not_exists(session_number)",
         )
+        if written is not None:
+            return True
+        # Taken: by a session, or by a tombstone (a concurrent settle of the same release, or this very
+        # write when botocore retried an attempt whose answer was lost). Only a session counts as one.
+        slot = self.get_slot(batch_id, session_number)
+        return slot is not None and slot.is_tombstone
 
     def get_slot(self, batch_id: str, session_number: int) -> Slot | None:
         item = self._get(self._sessions, {"batch_id": _s(batch_id), "session_number": _n(session_number)})
