@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from werkzeug.serving import make_server
 
 from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
 from local.lambda_runtime import LambdaContext, load_handler, put_layers_on_path
+from local.processes import free_port
 from local.template import ROOT, function_code, load_template
 
 # Powertools reads its settings when the layer is first imported, as in Lambda: set them before that.
@@ -150,20 +150,13 @@ def invoke_http(invoke: Callable[[str, Any], Any]) -> Callable[[str, dict[str, A
     return call
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def local_api(tables: dict[str, str]) -> Iterator[str]:
     """The local server (real handlers behind an API Gateway stand-in) on a free port; yields its URL."""
     from local.openapi import generate
     from local.server import LocalApi
 
-    server = make_server("127.0.0.1", _free_port(), LocalApi(openapi_document=generate()), threaded=True)
+    server = make_server("127.0.0.1", free_port(), LocalApi(openapi_document=generate()), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]

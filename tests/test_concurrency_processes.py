@@ -16,9 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,6 +31,15 @@ import pytest
 import requests
 
 from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, local_table_names
+from local.processes import (
+    LOCAL_SERVER_COMMAND,
+    accepts_connections,
+    answers_http,
+    child_process,
+    free_port,
+    local_server_environment,
+    wait_until,
+)
 from local.template import ROOT
 
 pytestmark = pytest.mark.slow
@@ -53,58 +59,6 @@ Slot = tuple[str, int]
 # --- processes --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def child_process(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process with its output in `log_path`; terminated (then killed) on the way out."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], log_path: Path, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not ready():
-        if process.poll() is not None:
-            pytest.fail(f"{what} exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{what} not ready after {STARTUP_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')[-3000:]}"
-            )
-        time.sleep(0.1)
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def answers_http(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/openapi.json", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 @contextmanager
 def local_servers(endpoint: str, logs: Path) -> Iterator[list[str]]:
     """SERVERS `python -m local.server` processes on `endpoint`, all started before any is waited for."""
@@ -113,21 +67,18 @@ def local_servers(endpoint: str, logs: Path) -> Iterator[list[str]]:
         for index in range(SERVERS):
             port = free_port()
             env = {
-                **os.environ,
-                "PORT": str(port),
-                "HOST": "127.0.0.1",
-                "SEED": "0",
-                "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+                **local_server_environment(port, endpoint),
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": "us-east-1",
-                "PYTHONUNBUFFERED": "1",
             }
             log_path = logs / f"server-{index}.log"
-            process = stack.enter_context(child_process([sys.executable, "-m", "local.server"], log_path, env))
+            process = stack.enter_context(child_process(LOCAL_SERVER_COMMAND, log_path, env))
             started.append((f"http://127.0.0.1:{port}", process, log_path))
         for url, process, log_path in started:
-            wait_until(functools.partial(answers_http, url), process, log_path, f"local server {url}")
+            wait_until(
+                functools.partial(answers_http, url), process, log_path, f"local server {url}", STARTUP_TIMEOUT_S
+            )
         yield [url for url, _, _ in started]
 
 
@@ -148,7 +99,7 @@ def dynalite(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path / "dynalite.log"
     with child_process([str(DYNALITE), "--host", "127.0.0.1", "--port", str(port)], log_path) as process:
-        wait_until(functools.partial(accepts_connections, port), process, log_path, "dynalite")
+        wait_until(functools.partial(accepts_connections, port), process, log_path, "dynalite", STARTUP_TIMEOUT_S)
         yield f"http://127.0.0.1:{port}"
 
 

@@ -18,8 +18,9 @@ from werkzeug.serving import make_server
 
 from clickstream import runtime
 from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
+from local.processes import free_port
 from local.server import MAX_BODY_BYTES, LocalApi, local_environment
-from tests.conftest import TEST_ENVIRONMENT, _free_port, new_session_body, unique
+from tests.conftest import TEST_ENVIRONMENT, new_session_body, unique
 
 JSON = {"Content-Type": "application/json"}
 TIMEOUT = 60
@@ -50,7 +51,7 @@ def api(dynamodb: EmbeddedDynamoDB) -> Iterator[str]:
         runtime.reset()
         from local.openapi import generate
 
-        server = make_server("127.0.0.1", _free_port(), LocalApi(openapi_document=generate()), threaded=True)
+        server = make_server("127.0.0.1", free_port(), LocalApi(openapi_document=generate()), threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -16,10 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from local.template import ROOT
-from tests.conftest import _free_port
+from local.processes import local_server
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))  # per operation and phase
@@ -44,36 +42,8 @@ PHASES = ("Examples", "Coverage", "Fuzzing", "Stateful")
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m local.server` (SEED=0, embedded DynamoDB) on a free port, as `make run` starts it."""
-    port = _free_port()
-    environment = {**os.environ, "SEED": "0", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
-    environment.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.server"], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"local server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"local server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with local_server(tmp_path_factory.mktemp("server") / "server.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_api_meets_its_openapi_document_under_generated_input(server_url: str, tmp_path: Path) -> None:
