@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
+import subprocess  # nosec B404 - starts only this project's own dev processes (local servers, dynalite)
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +32,8 @@ def child_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A child process with its output in `log_path`; terminated (then killed) on the way out."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        # An argument list from the caller (no shell), naming this project's own programs.
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603  # nosec B603
         try:
             yield process
         finally:

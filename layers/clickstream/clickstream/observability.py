@@ -1,12 +1,65 @@
-"""Logger, Tracer and Metrics, created once per container and shared by every module."""
+"""Logger, Tracer and Metrics, created once per container and shared by every module.
+
+Creating Powertools' Tracer imports the X-Ray SDK and patches libraries, tens of ms of cold start,
+even when it will not trace. So the Tracer is created only when tracing is on (in Lambda, unless
+POWERTOOLS_TRACE_DISABLED); otherwise `tracer` is a stand-in whose decorators return the handler as is.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+
+class HandlerTracer(Protocol):
+    """The part of Powertools' Tracer the handlers use."""
+
+    def capture_lambda_handler(
+        self,
+        lambda_handler: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]: ...
+
+
+class UntracedHandlers:
+    """`tracer` when tracing is off: nothing imported, nothing wrapped, nothing done per request."""
+
+    def capture_lambda_handler(
+        self,
+        lambda_handler: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        if lambda_handler is None:  # used as @tracer.capture_lambda_handler(...)
+            return lambda handler: handler
+        return lambda_handler
+
+
+def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Powertools' own rule: off when POWERTOOLS_TRACE_DISABLED is truthy, outside Lambda, under `sam local`."""
+    if resolve_truthy_env_var_choice(env=environ.get(constants.TRACER_DISABLED_ENV, "false")):
+        return False
+    in_lambda = bool(environ.get(constants.LAMBDA_TASK_ROOT_ENV))
+    emulated = bool(environ.get(constants.SAM_LOCAL_ENV) or environ.get(constants.CHALICE_LOCAL_ENV))
+    return in_lambda and not emulated
+
+
+def _tracer() -> HandlerTracer:
+    if not tracing_enabled():
+        return UntracedHandlers()
+    # Only botocore is patched: each DynamoDB call becomes a subsegment; nothing else is wrapped.
+    return Tracer(patch_modules=["botocore"])
+
 
 logger = Logger()
-tracer = Tracer()
+tracer = _tracer()
 metrics = Metrics()
 
 

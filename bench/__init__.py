@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): figures for bench/RESULTS.md; see bench/run.py."""

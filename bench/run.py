@@ -1,0 +1,182 @@
+"""`make bench`: cold start, warm overhead, round trips, paging latency, throughput and sizes.
+
+Prints a summary and writes bench/results.json and bench/RESULTS.md. Not part of `make test`; the
+request counts it documents are checked there by tests/test_request_counts.py.
+
+    python -m bench.run [--quick] [--skip-build] [--only coldstart,overhead,counts,paging,throughput,size]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.scenario import Case
+from local.template import ROOT
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_JSON = BENCH_DIR / "results.json"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+BEFORE_JSON = BENCH_DIR / "results-before.json"  # the run before the speed work, kept for comparison
+WORK = BENCH_DIR / ".work"
+SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "size")
+
+
+def _settings(quick: bool) -> dict[str, Any]:
+    return {
+        "cold_rounds": 3 if quick else 7,
+        "warm_iterations": 15 if quick else 50,
+        "paging_delay_ms": 15.0,
+        "paging_limits": [1, 10, 50, 100],
+        "paging_repeats": 3 if quick else 7,
+        "throughput_threads": 8,
+        "throughput_warmup_s": 2.0,
+        "throughput_duration_s": 3.0 if quick else 8.0,
+    }
+
+
+def _scrub(text: str) -> str:
+    """No paths of this machine in committed files."""
+    return text.replace(str(ROOT) + os.sep, "").replace(str(ROOT), ".")
+
+
+def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
+    cold = results.get("coldstart")
+    if cold:
+        print(f"\ncold start (ms, median of {cold['rounds']})    import    total  ratio  paired")
+        print(f"  {'floor':32} {cold['floor']['import']:8.1f} {cold['floor']['total']:8.1f}   1.00")
+        for function_id, modes in cold["functions"].items():
+            for mode, figures in modes.items():
+                print(
+                    f"  {function_id + ' ' + mode:32} {figures['import']:8.1f} {figures['total']:8.1f}"
+                    f"  {figures['ratio']:5.2f}  {figures['paired_ratio']:5.2f}"
+                )
+    warm = results.get("overhead")
+    if warm:
+        print(f"\nwarm (ms, median of {warm['iterations']})         requests  handler   direct  ratio")
+        for name, figures in warm["routes"].items():
+            print(
+                f"  {name:32} {figures['requests']:5d} {figures['handler_ms']:8.2f} {figures['direct_ms']:8.2f}"
+                f"  {figures['ratio']:5.2f}"
+            )
+    if cases:
+        print("\nDynamoDB requests per API call")
+        for case in cases:
+            print(f"  {case.case_id:28} {case.route:36} {case.requests:3d}  {case.operations}")
+    paging = results.get("paging")
+    if paging:
+        print(f"\nGET /batch/sessions, {paging['delay_ms']:g} ms per request (ms)")
+        for name in ("concurrent", "sequential"):
+            figures = paging[f"{name}_ms"]
+            print(f"  {name:12}" + "".join(f"  limit {limit}: {value:7.1f}" for limit, value in figures.items()))
+    throughput = results.get("throughput")
+    if throughput:
+        print(
+            f"\nthroughput: {throughput['per_second']} registrations/s ({throughput['threads']} threads), "
+            f"p50 {throughput['p50_ms']} ms, p95 {throughput['p95_ms']} ms"
+        )
+    size = results.get("size")
+    if size:
+        if size.get("built"):
+            for name, figures in size["artifacts"].items():
+                print(f"  {name:28} {figures['bytes'] / 1e6:7.2f} MB  zipped {figures['zipped_bytes'] / 1e6:7.2f} MB")
+        else:
+            print(f"\nbuild failed: {size.get('error')}")
+
+
+def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> tuple[dict[str, Any], list[Case]]:
+    from bench import coldstart, size, throughput, warm
+    from bench.env import BenchEnv
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"settings": settings, "section_seconds": {}}
+    clock = {"last": time.monotonic()}
+
+    def lap(section: str) -> None:
+        now = time.monotonic()
+        results["section_seconds"][section] = round(now - clock["last"], 1)
+        clock["last"] = now
+
+    cases: list[Case] = []
+    env = BenchEnv()
+    try:
+        if "counts" in sections or "overhead" in sections:
+            print("request counts ...", flush=True)
+            cases = [Case(**case) for case in warm.request_counts(env)]
+            results["request_counts"] = [case.__dict__ for case in cases]
+            lap("counts")
+        if "coldstart" in sections:
+            print("cold start ...", flush=True)
+            results["coldstart"] = coldstart.measure(env.dynamodb.endpoint, settings["cold_rounds"], WORK)
+            lap("coldstart")
+        if "overhead" in sections:
+            print("warm overhead ...", flush=True)
+            env.fresh_tables()
+            results["overhead"] = warm.overhead(env, settings["warm_iterations"])
+            lap("overhead")
+        if "paging" in sections:
+            print("paging latency ...", flush=True)
+            results["paging"] = warm.paging(
+                env, settings["paging_delay_ms"], settings["paging_limits"], settings["paging_repeats"]
+            )
+            lap("paging")
+    finally:
+        env.close()
+    if "throughput" in sections:
+        print("throughput ...", flush=True)
+        results["throughput"] = throughput.registrations(
+            settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
+        )
+        lap("throughput")
+    if "size" in sections:
+        print("build and sizes ...", flush=True)
+        results["size"] = size.build_sizes(run_build=run_build)
+        lap("size")
+    return results, cases
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run; figures are rough)")
+    parser.add_argument("--skip-build", action="store_true", help="measure .aws-sam/build as it is")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
+    parser.add_argument("--save-before", action="store_true", help="also keep this run as results-before.json")
+    arguments = parser.parse_args(argv)
+    sections = [section for section in arguments.only.split(",") if section]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    settings = _settings(arguments.quick)
+    started = time.monotonic()
+    results, cases = _measure(sections, settings, run_build=not arguments.skip_build)
+    results["seconds"] = round(time.monotonic() - started, 1)
+
+    if not cases and RESULTS_JSON.exists():  # keep the documented counts when they were not re-measured
+        previous = json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
+        cases = [Case(**case) for case in previous.get("request_counts", [])]
+        results.setdefault("request_counts", previous.get("request_counts", []))
+    before = json.loads(BEFORE_JSON.read_text(encoding="utf-8")) if BEFORE_JSON.exists() else None
+    from bench.report import render
+
+    environment = (
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"{'quick run' if arguments.quick else 'full run'} in {results['seconds']:g} s."
+    )
+    text = json.dumps(results, indent=2) + "\n"
+    RESULTS_JSON.write_text(_scrub(text), encoding="utf-8")
+    if arguments.save_before:
+        BEFORE_JSON.write_text(_scrub(text), encoding="utf-8")
+    RESULTS_MD.write_text(_scrub(render(results, before, cases, environment)), encoding="utf-8")
+    _print_summary(results, cases)
+    print(f"\nwrote {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)} ({results['seconds']:g} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
