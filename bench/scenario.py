@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from local.lambda_runtime import http_api_event
+from local.seed import sample_session_body
 from local.template import http_routes, load_template
 
 if TYPE_CHECKING:
@@ -97,18 +98,6 @@ def _describe(operations: list[str]) -> str:
     return ", ".join(f"{name} x{count}" if count > 1 else name for name, count in sorted(counts.items()))
 
 
-def _session_body(session_id: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "session_id": session_id,
-        "search_query": "red running shoes",
-        "search_results": [{"object_id": "shoe-17", "rank": 1.0, "meta": {"brand": "acme"}}, {"object_id": "shoe-3"}],
-        "search_meta": {"latency_ms": 38},
-        "user_id": "user-42",
-    }
-    body.update(overrides)
-    return body
-
-
 def run_scenario(send: Send, counter: RequestCounter, prefix: str = "scn") -> list[Case]:
     """Drive every route once or more on FRESH tables; the requests of each case (max over repeats)."""
     functions = route_functions()
@@ -135,14 +124,14 @@ def run_scenario(send: Send, counter: RequestCounter, prefix: str = "scn") -> li
 
     sessions = [f"{prefix}-s{index}" for index in range(SESSIONS)]
     first = call(
-        "register_opens_batch", "POST /session", "first session: opens a batch", body=_session_body(sessions[0])
+        "register_opens_batch", "POST /session", "first session: opens a batch", body=sample_session_body(sessions[0])
     )
     batch_id = first["batch_id"]
     for session_id in sessions[1:]:
-        call("register", "POST /session", "new session, batch open", body=_session_body(session_id))
-    call("register_repeat", "POST /session", "same session_id again", body=_session_body(sessions[0]))
+        call("register", "POST /session", "new session, batch open", body=sample_session_body(session_id))
+    call("register_repeat", "POST /session", "same session_id again", body=sample_session_body(sessions[0]))
     quiet = f"{prefix}-quiet"
-    call("register", "POST /session", "new session, batch open", body=_session_body(quiet))
+    call("register", "POST /session", "new session, batch open", body=sample_session_body(quiet))
     for session_id in sessions:
         events = [{"event_id": f"{session_id}-e{n}", "object_id": "shoe-17"} for n in range(EVENTS_PER_SESSION)]
         call(

@@ -2,58 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
-import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
 
-from local.template import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_until_serving(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"local server exited with {process.returncode}")
-        try:
-            requests.get(f"{base_url}/openapi.json", timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise TimeoutError("local server did not start")
+from local.processes import local_server
 
 
 def registrations(threads: int, warmup_s: float, duration_s: float) -> dict[str, Any]:
     """`make run`'s server (embedded moto, SEED=0) in a child process; POST /session from `threads` threads."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    environment = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SEED": "0"}
-    environment.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "local.server"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     latencies: list[float] = []
     failures = 0
     lock = threading.Lock()
-    try:
-        _wait_until_serving(base_url, server)
+    with tempfile.TemporaryDirectory() as logs, local_server(Path(logs) / "server.log") as base_url:
         start_measuring = time.monotonic() + warmup_s
         stop = start_measuring + duration_s
 
@@ -84,13 +50,6 @@ def registrations(threads: int, warmup_s: float, duration_s: float) -> dict[str,
             worker.start()
         for worker in workers:
             worker.join()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     ordered = sorted(latencies)
     return {
         "threads": threads,

@@ -18,6 +18,19 @@ DEMO_SEARCHES = [
 ]
 
 
+def sample_session_body(session_id: str, **overrides: Any) -> dict[str, Any]:
+    """A typical `POST /session` body (tests and benchmarks build on it)."""
+    body: dict[str, Any] = {
+        "session_id": session_id,
+        "search_query": "red running shoes",
+        "search_results": [{"object_id": "shoe-17", "rank": 1.0, "meta": {"brand": "acme"}}, {"object_id": "shoe-3"}],
+        "search_meta": {"latency_ms": 38},
+        "user_id": "user-42",
+    }
+    body.update(overrides)
+    return body
+
+
 def seed_demo(api: Api) -> str:
     """Register the demo sessions (idempotent: fixed ids) and return the batch they are in."""
     now = int(time.time() * 1000)

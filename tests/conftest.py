@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
 from local.lambda_runtime import LambdaContext, load_handler, put_layers_on_path
 from local.processes import free_port
+from local.seed import sample_session_body
 from local.template import ROOT, function_code, load_template
 
 # Powertools reads its settings when the layer is first imported, as in Lambda: set them before that.
@@ -58,15 +59,7 @@ def unique(prefix: str) -> str:
 
 
 def new_session_body(session_id: str | None = None, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "session_id": session_id or unique("sess"),
-        "search_query": "red running shoes",
-        "search_results": [{"object_id": "shoe-17", "rank": 1.0, "meta": {"brand": "acme"}}, {"object_id": "shoe-3"}],
-        "search_meta": {"latency_ms": 38},
-        "user_id": "user-42",
-    }
-    body.update(overrides)
-    return body
+    return sample_session_body(session_id or unique("sess"), **overrides)
 
 
 @pytest.fixture(scope="session")

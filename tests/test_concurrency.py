@@ -15,29 +15,13 @@ from typing import Any
 import requests
 
 from tests.conftest import new_session_body
+from tests.test_concurrency_processes import page_batch
 
 DURATION_S = 6.0
 MAX_DURATION_S = 60.0
 MIN_RELEASES = 3
 REGISTERING_THREADS = 6
 RELEASE_EVERY_S = 0.15
-
-
-def _page_batch(http: requests.Session, base: str, batch_id: str) -> list[tuple[int, str]]:
-    found: list[tuple[int, str]] = []
-    after = 0
-    while True:
-        response = http.get(
-            f"{base}/batch/sessions",
-            params={"batch_id": batch_id, "after_number": str(after), "limit": "50", "events_limit": "0"},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        page = response.json()
-        found.extend((s["session_number"], s["session_id"]) for s in page["sessions"])
-        if not page["has_more"]:
-            return found
-        after = page["last_number"]
 
 
 def test_registrations_racing_releases_keep_every_invariant(local_api: str) -> None:
@@ -103,7 +87,7 @@ def test_registrations_racing_releases_keep_every_invariant(local_api: str) -> N
                     continue
                 release = response.json()
                 releases[release_id] = release
-                snapshots[release["batch_id"]] = _page_batch(http, local_api, release["batch_id"])
+                snapshots[release["batch_id"]] = page_batch(http, local_api, release["batch_id"])
 
     threads = [threading.Thread(target=register_loop, args=(w,)) for w in range(REGISTERING_THREADS)]
     threads.append(threading.Thread(target=release_loop))
@@ -126,7 +110,7 @@ def test_registrations_racing_releases_keep_every_invariant(local_api: str) -> N
         seen_ids: dict[str, tuple[str, int]] = {}
         for release_id, release in releases.items():
             batch_id = release["batch_id"]
-            sessions = _page_batch(http, local_api, batch_id)
+            sessions = page_batch(http, local_api, batch_id)
             # Released batches never change after the acknowledgement.
             if batch_id in snapshots:
                 assert sessions == snapshots[batch_id], f"batch {batch_id} changed after release"

@@ -234,6 +234,11 @@ class Storage:
                 return None
             raise
 
+    def _put_new(self, table: str, item: Item, key_attribute: str) -> bool:
+        """Put `item` unless an item with its key exists; False when one does."""
+        condition = f"attribute_not_exists({key_attribute})"
+        return self._conditional("put_item", TableName=table, Item=item, ConditionExpression=condition) is not None
+
     def _get(self, table: str, key: Item) -> Item | None:
         item: Item | None = self._call("get_item", TableName=table, Key=key, ConsistentRead=True).get("Item")
         return item
@@ -252,15 +257,7 @@ class Storage:
 
     def claim_session_id(self, session_id: str, token: str, now: int) -> bool:
         item = {"session_id": _s(session_id), "state": _s("claimed"), "claim_token": _s(token), "claimed_at": _n(now)}
-        return (
-            self._conditional(
-                "put_item",
-                TableName=self._session_ids,
-                Item=item,
-                ConditionExpression="attribute_not_exists(session_id)",
-            )
-            is not None
-        )
+        return self._put_new(self._session_ids, item, "session_id")
 
     def get_session_id(self, session_id: str) -> SessionIdRecord | None:
         item = self._get(self._session_ids, {"session_id": _s(session_id)})
@@ -376,12 +373,7 @@ class Storage:
     def open_batch(self, batch_id: str, now: int) -> bool:
         """Create the pointer of a new collecting batch; False when another caller opened one first."""
         item = {"pk": _s(POINTER_KEY), "batch_id": _s(batch_id), "counter": _n(0), "opened_at": _n(now)}
-        return (
-            self._conditional(
-                "put_item", TableName=self._batches, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
-            is not None
-        )
+        return self._put_new(self._batches, item, "pk")
 
     def seal_pointer(self, release_id: str, now: int) -> Pointer | None:
         """Seal the pointer for `release_id`, freezing its counter. None: no pointer, or sealed by another."""
@@ -428,9 +420,7 @@ class Storage:
             "released_at": _n(released_at),
             "last_number": _n(last_number),
         }
-        self._conditional(
-            "put_item", TableName=self._batches, Item=item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        self._put_new(self._batches, item, "pk")
         record = self.get_release(release_id)
         if record is None:  # written above or earlier, and never deleted
             raise RuntimeError(f"release {release_id} vanished after it was bound")
@@ -457,9 +447,7 @@ class Storage:
             "released_at": _n(release.released_at),
             "last_number": _n(release.last_number),
         }
-        self._conditional(
-            "put_item", TableName=self._batches, Item=item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        self._put_new(self._batches, item, "pk")
 
     def get_batch_record(self, batch_id: str) -> BatchRecord | None:
         item = self._get(self._batches, {"pk": _s(f"batch#{batch_id}")})
@@ -500,26 +488,12 @@ class Storage:
         }
         if session.user_id is not None:
             item["user_id"] = _s(session.user_id)
-        return (
-            self._conditional(
-                "put_item",
-                TableName=self._sessions,
-                Item=item,
-                ConditionExpression="attribute_not_exists(session_number)",
-            )
-            is not None
-        )
+        return self._put_new(self._sessions, item, "session_number")
 
     def put_tombstone(self, batch_id: str, session_number: int) -> bool:
         """Close a slot whose registration never wrote it; False when a session got there first."""
         item = {"batch_id": _s(batch_id), "session_number": _n(session_number), "tombstone": {"BOOL": True}}
-        written = self._conditional(
-            "put_item",
-            TableName=self._sessions,
-            Item=item,
-            ConditionExpression="attribute_not_exists(session_number)",
-        )
-        if written is not None:
+        if self._put_new(self._sessions, item, "session_number"):
             return True
         # Taken: by a session, or by a tombstone (a concurrent settle of the same release, or this very
         # write when botocore retried an attempt whose answer was lost). Only a session counts as one.
@@ -618,12 +592,7 @@ class Storage:
         }
         if event.meta is not None:
             item["meta"] = _s(event.meta)
-        return (
-            self._conditional(
-                "put_item", TableName=self._events, Item=item, ConditionExpression="attribute_not_exists(event_id)"
-            )
-            is not None
-        )
+        return self._put_new(self._events, item, "event_id")
 
     def first_events(self, session_id: str, limit: int) -> list[StoredEvent]:
         """The first `limit` events of a session in time order; reads no further than that."""
