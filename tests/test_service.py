@@ -270,3 +270,29 @@ def test_a_release_id_never_names_two_batches(service: Clickstream) -> None:
     assert again.batch_id == first_batch
     # The newer batch is still collecting and can be released under another id.
     assert service.release(unique("release")).batch_id != first_batch
+
+
+def test_a_late_unseal_of_an_empty_seal_never_reopens_a_released_batch(service: Clickstream, storage: Storage) -> None:
+    """A release sealed an empty batch and stalled; its undo arrives after the same release_id, retried,
+    sealed the batch for real. The stale undo must not reopen the batch the retry acknowledges."""
+    storage.open_batch("b-1", now_ms())
+    empty_seal = storage.seal_pointer("release-a", now_ms())
+    assert empty_seal is not None
+    assert empty_seal.counter == 0
+    storage.unseal_pointer(empty_seal)  # a waiting registration undoes the empty seal
+    assert [service.register(new_session()).batch_id for _ in range(3)] == ["b-1"] * 3
+
+    write_batch_record = storage.put_batch_record
+
+    def stale_undo_first(record: Any) -> None:
+        storage.unseal_pointer(empty_seal)  # the delayed request with the counter-0 snapshot lands now
+        write_batch_record(record)
+
+    storage.put_batch_record = stale_undo_first  # type: ignore[method-assign]
+    try:
+        release = service.release("release-a")
+    finally:
+        storage.put_batch_record = write_batch_record  # type: ignore[method-assign]
+    assert (release.batch_id, release.session_count) == ("b-1", 3)
+    assert service.register(new_session()).batch_id != "b-1"
+    assert service.release("release-a") == release

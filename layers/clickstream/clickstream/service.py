@@ -401,7 +401,7 @@ class Clickstream:
             pointer = self._storage.seal_pointer(release_id, self._clock())
             if pointer is not None:
                 if pointer.counter == 0:  # opened but nothing numbered: nothing to release
-                    self._storage.unseal_pointer(release_id, pointer.batch_id)
+                    self._storage.unseal_pointer(pointer)
                     raise NoCollectingBatch()
                 record = self._hand_over(pointer) or self._storage.get_release(release_id)
                 continue
@@ -434,12 +434,12 @@ class Clickstream:
             return None  # not sealed: nothing to hand over
         if pointer.counter == 0:
             # Sealed empty by a release that stopped before undoing its seal: nothing to release.
-            self._storage.unseal_pointer(pointer.release_id, pointer.batch_id)
+            self._storage.unseal_pointer(pointer)
             return None
         record = self._storage.bind_release(pointer.release_id, pointer.batch_id, pointer.sealed_at, pointer.counter)
         if record.batch_id != pointer.batch_id:
             # This release_id already names another batch; it must not take this one too.
-            self._storage.unseal_pointer(pointer.release_id, pointer.batch_id)
+            self._storage.unseal_pointer(pointer)
             return None
         self._retire(record)
         return record

@@ -398,15 +398,29 @@ class Storage:
             ExpressionAttributeValues={":release": _s(release_id), ":batch": _s(batch_id)},
         )
 
-    def unseal_pointer(self, release_id: str, batch_id: str) -> None:
-        """Undo a seal that must not stand (empty batch, or a release_id already bound elsewhere)."""
+    def unseal_pointer(self, sealed: Pointer) -> None:
+        """Undo the seal seen in `sealed` (empty batch, or a release_id already bound elsewhere).
+
+        Only that very seal: the counter cannot move while sealed, and a new seal has a new sealed_at,
+        so a late unseal can never undo a later, legitimate seal of the same batch by the same release.
+        """
+        if sealed.release_id is None or sealed.sealed_at is None:
+            return
         self._conditional(
             "update_item",
             TableName=self._batches,
             Key={"pk": _s(POINTER_KEY)},
             UpdateExpression="REMOVE release_id, sealed_at",
-            ConditionExpression="release_id = :release AND batch_id = :batch",
-            ExpressionAttributeValues={":release": _s(release_id), ":batch": _s(batch_id)},
+            ConditionExpression=(
+                "release_id = :release AND batch_id = :batch AND #counter = :counter AND sealed_at = :sealed_at"
+            ),
+            ExpressionAttributeNames={"#counter": "counter"},
+            ExpressionAttributeValues={
+                ":release": _s(sealed.release_id),
+                ":batch": _s(sealed.batch_id),
+                ":counter": _n(sealed.counter),
+                ":sealed_at": _n(sealed.sealed_at),
+            },
         )
 
     # --- releases and batch records ------------------------------------------------------------
