@@ -288,7 +288,7 @@ def test_a_late_unseal_of_an_empty_seal_never_reopens_a_released_batch(service: 
         storage.unseal_pointer(empty_seal)  # the delayed request with the counter-0 snapshot lands now
         write_batch_record(record)
 
-    storage.put_batch_record = stale_undo_first  # type: ignore[method-assign]
+    storage.put_batch_record = stale_undo_first  # type: ignore[method-assign,assignment]
     try:
         release = service.release("release-a")
     finally:
