@@ -112,3 +112,10 @@ def test_settings_come_from_upper_case_environment_names() -> None:
         Settings.from_environment({**environment, "TIMESTAMP_PAST_MS": "-1"})
     with pytest.raises(ValidationError):
         Settings.from_environment({})
+
+
+def test_an_event_id_must_fit_the_time_index_key() -> None:
+    assert NewEvent(event_id="🔎" * 250, object_id="o").event_id == "🔎" * 250  # 1000 bytes
+    with pytest.raises(ValidationError) as raised:
+        NewEvent(event_id="🔎" * 251, object_id="o")
+    assert error_fields(raised.value) == ["event_id"]

@@ -296,3 +296,42 @@ def test_a_late_unseal_of_an_empty_seal_never_reopens_a_released_batch(service: 
     assert (release.batch_id, release.session_count) == ("b-1", 3)
     assert service.register(new_session()).batch_id != "b-1"
     assert service.release("release-a") == release
+
+
+def test_a_page_cut_by_the_size_cap_reads_little_beyond_what_it_returns(service: Clickstream, storage: Storage) -> None:
+    """Six sessions of ~1.2 MB of events each: a page holds four; the rest are not read in full."""
+    read_bytes: list[int] = []
+
+    def count(http_response: Any, **_: Any) -> None:
+        read_bytes.append(len(http_response.content))
+
+    batch_id = ""
+    meta = {"note": "x" * 3_900}
+    for n in range(6):
+        registration = service.register(new_session(f"sess-big-{n}"))
+        batch_id = registration.batch_id
+        service.add_events(
+            registration.session_id,
+            [NewEvent(event_id=f"m{k:03d}", object_id="o", meta=meta) for k in range(300)],
+        )
+    storage.client.meta.events.register("after-call.dynamodb.Query", count)
+    try:
+        text = service.batch_page_json(batch_id, 0, 6, 1000)
+    finally:
+        storage.client.meta.events.unregister("after-call.dynamodb.Query", count)
+    page = json.loads(text)
+    assert page["has_more"] is True
+    assert 1 <= len(page["sessions"]) < 6
+    assert len(text.encode()) <= MAX_RESPONSE_BYTES
+    # The sessions returned plus at most one more are read, not all six (~7.2 MB).
+    assert sum(read_bytes) < len(text.encode()) + 1.5e6
+
+
+def test_sizes_are_counted_as_lambda_carries_them(service: Clickstream) -> None:
+    """Quotes and non-ASCII text grow when the body travels as a JSON string; the caps count that."""
+    service.register(new_session("sess-w"))
+    quoted_meta = {"raw": '{"a":"b"}' * 300}  # 3.9 KB stored (under 4.5 KB), 6.3 KB as Lambda carries it
+    with pytest.raises(PayloadTooLarge, match=r"events\[0\]"):
+        service.add_events("sess-w", [NewEvent(event_id="e1", object_id="o", meta=quoted_meta)])
+    with pytest.raises(PayloadTooLarge, match="session"):
+        service.register(new_session(search_meta={"text": "検索" * 33_000}))  # 198 KB UTF-8, 396 KB escaped

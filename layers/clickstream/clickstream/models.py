@@ -32,6 +32,17 @@ EventType = Annotated[
 FieldName = Annotated[
     str, StringConstraints(min_length=1, max_length=1024, pattern=PRINTABLE), AfterValidator(_valid_unicode)
 ]
+# An event_id is part of a sort key of at most 1024 bytes (13 digits, "#", the id): 256 emoji would not fit.
+MAX_EVENT_ID_BYTES = 1000
+
+
+def _fits_event_key(value: str) -> str:
+    if len(value.encode("utf-8")) > MAX_EVENT_ID_BYTES:
+        raise ValueError(f"must be at most {MAX_EVENT_ID_BYTES} bytes in UTF-8")
+    return value
+
+
+EventId = Annotated[Identifier, AfterValidator(_fits_event_key)]
 Timestamp = Annotated[int, Field(ge=0, le=10**13 - 1, description="Milliseconds since the Unix epoch, UTC")]
 JsonObject = dict[str, Any]
 
@@ -100,7 +111,7 @@ class NewSession(_Input):
 
 
 class NewEvent(_Input):
-    event_id: Identifier
+    event_id: EventId
     object_id: Identifier
     event_type: EventType = "click"
     created_at: Timestamp | None = None

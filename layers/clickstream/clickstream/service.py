@@ -18,10 +18,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from clickstream.codec import encode_json, utf8_size
+from clickstream.codec import encode_json, wire_size
 from clickstream.errors import (
     BatchNotFound,
     ConflictError,
@@ -51,12 +51,13 @@ from clickstream.storage import (
     StoredSession,
     StoredTask,
 )
-from clickstream.views import render_page, render_session
+from clickstream.views import render_event, render_page, render_session
 
-# A session must fit one DynamoDB item (400 KB) with room for its keys and flags.
+# Sizes are wire sizes (`codec.wire_size`): what a text takes in Lambda's response, never less than its
+# UTF-8 size. A session must fit one DynamoDB item (400 KB) with room for its keys and flags; 1000 events
+# of the largest size plus the largest session fit one 5 MB response (SPEC 2.2), so paging always moves on.
 MAX_SESSION_BYTES = 350_000
-# 1000 events of this size plus the largest session fit a 5 MB response (SPEC 2.2).
-MAX_EVENT_BYTES = 4_096
+MAX_EVENT_BYTES = 4_500
 MAX_RESPONSE_BYTES = 5_000_000
 _PAGE_ENVELOPE_BYTES = 1_024
 
@@ -90,6 +91,35 @@ class _Search:
     user_id: str | None
     is_payload_search: bool
     document: str
+
+
+@dataclass
+class _Page:
+    """Rendered sessions of one `GET /batch/sessions` answer and the wire bytes they take."""
+
+    budget: int
+    texts: list[str] = field(default_factory=list)
+    last_number: int | None = None
+    used: int = 0
+
+    def add(self, session_number: int, text: str) -> bool:
+        size = wire_size(text) + 1  # and a comma
+        # The size caps make any one session fit; the first is always taken so paging moves on.
+        if self.texts and self.used + size > self.budget:
+            return False
+        self.texts.append(text)
+        self.last_number = session_number
+        self.used += size
+        return True
+
+    def room_for(self, wanted: int, most: int) -> int:
+        """How many sessions to read next: about what still fits at the average size so far, plus one."""
+        average = self.used / len(self.texts)
+        fitting = int((self.budget - self.used) / average) + 1
+        return max(1, min(wanted, most, fitting))
+
+    def render(self, batch_id: str, has_more: bool) -> str:
+        return render_page(batch_id, self.last_number, has_more, self.texts)
 
 
 class Clickstream:
@@ -162,7 +192,7 @@ class Clickstream:
             for name, member in members.items():  # name the member at fault
                 self._json_text(name, member)
             raise
-        size = utf8_size(document) + utf8_size(new.session_id) + utf8_size(new.user_id or "")
+        size = wire_size(document) + wire_size(new.session_id) + wire_size(new.user_id or "")
         if size > MAX_SESSION_BYTES:
             raise PayloadTooLarge("session", size, MAX_SESSION_BYTES)
         return _Search(
@@ -264,7 +294,7 @@ class Clickstream:
                 created_at=self._timestamp(f"{field}.created_at", event.created_at, now),
                 meta=None if event.meta is None else self._json_text(f"{field}.meta", event.meta),
             )
-            size = sum(utf8_size(text) for text in (item.event_id, item.object_id, item.event_type, item.meta or ""))
+            size = wire_size(render_event(item))
             if size > MAX_EVENT_BYTES:
                 raise PayloadTooLarge(field, size, MAX_EVENT_BYTES)
             if item.event_id not in seen:  # within one call the first occurrence wins
@@ -345,42 +375,50 @@ class Clickstream:
     # --- GET /batch/sessions -----------------------------------------------------------------------
 
     def batch_page_json(self, batch_id: str, after_number: int, limit: int, events_limit: int) -> str:
-        """One page of a batch as response text, never over MAX_RESPONSE_BYTES."""
-        budget = MAX_RESPONSE_BYTES - _PAGE_ENVELOPE_BYTES
-        candidates: list[StoredSession] = []
-        has_more = False
+        """One page of a batch as response text, never over MAX_RESPONSE_BYTES.
+
+        Sessions are read lazily and their events fetched a chunk at a time (concurrently within a chunk),
+        the chunk sized by what still fits, so a page cut short by the size cap reads little it does not send.
+        """
+        page = _Page(budget=MAX_RESPONSE_BYTES - _PAGE_ENVELOPE_BYTES)
+        chunk: list[StoredSession] = []
+        chunk_floor = 0  # wire size of the chunk's documents: the least its sessions will take
+        # The first chunk could be read in full even if little of it fits: at most twice the budget even if
+        # every event is as large as allowed. Later chunks follow the sizes seen.
+        worst_session = max(1, events_limit * MAX_EVENT_BYTES)
+        chunk_size = max(1, min(limit, self._settings.dynamodb_max_concurrency, 2 * page.budget // worst_session))
+        cut = False
         # One more than `limit` tells whether more follow; the read stops there.
         for session in self._storage.sessions_after(batch_id, after_number, page_size=limit + 1):
-            if len(candidates) == limit:
-                has_more = True
+            if len(page.texts) + len(chunk) == limit:
+                cut = True
                 break
-            candidates.append(session)
-        if not candidates:
+            document_size = wire_size(session.document)
+            if (page.texts or chunk) and page.used + chunk_floor + document_size > page.budget:
+                cut = True  # cannot fit even without its events: not worth reading them
+                break
+            chunk.append(session)
+            chunk_floor += document_size
+            if len(chunk) == chunk_size:
+                if not self._add_to_page(page, chunk, events_limit):
+                    return page.render(batch_id, has_more=True)
+                chunk, chunk_floor = [], 0
+                chunk_size = page.room_for(limit - len(page.texts), self._settings.dynamodb_max_concurrency)
+        if chunk and not self._add_to_page(page, chunk, events_limit):
+            cut = True
+        if not page.texts:
             self._require_batch(batch_id)
-            return render_page(batch_id, None, False, [])
-        # Sessions that cannot fit even without events are not worth reading events for.
-        documents_size = 0
-        for index, session in enumerate(candidates):
-            documents_size += utf8_size(session.document)
-            if documents_size > budget and index > 0:
-                del candidates[index:]
-                has_more = True
-                break
+        return page.render(batch_id, has_more=cut)
+
+    def _add_to_page(self, page: _Page, chunk: list[StoredSession], events_limit: int) -> bool:
+        """Render `chunk` into `page` with each session's first events; False when the page filled up."""
         events = self._storage.map_concurrently(
-            lambda session: self._storage.first_events(session.session_id, events_limit), candidates
+            lambda session: self._storage.first_events(session.session_id, events_limit), chunk
         )
-        rendered: list[str] = []
-        used = 0
-        for session, session_events in zip(candidates, events, strict=True):
-            text = render_session(session, session_events)
-            used += utf8_size(text) + 1
-            # The size caps guarantee the first session fits; keep it so paging always moves on.
-            if used > budget and rendered:
-                has_more = True
-                break
-            rendered.append(text)
-        last_number = candidates[len(rendered) - 1].session_number
-        return render_page(batch_id, last_number, has_more, rendered)
+        for session, session_events in zip(chunk, events, strict=True):
+            if not page.add(session.session_number, render_session(session, session_events)):
+                return False
+        return True
 
     def _require_batch(self, batch_id: str) -> None:
         # Record, then pointer, then record again: a release moving the batch between the first two
