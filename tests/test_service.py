@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.errors import BatchNotFound, NoCollectingBatch, PayloadTooLarge, SessionNotFound
+from clickstream.errors import BatchNotFound, InvalidField, NoCollectingBatch, PayloadTooLarge, SessionNotFound
 from clickstream.models import NewEvent, NewSession
 from clickstream.service import MAX_RESPONSE_BYTES, Clickstream
 from clickstream.storage import Storage
@@ -335,3 +335,15 @@ def test_sizes_are_counted_as_lambda_carries_them(service: Clickstream) -> None:
         service.add_events("sess-w", [NewEvent(event_id="e1", object_id="o", meta=quoted_meta)])
     with pytest.raises(PayloadTooLarge, match="session"):
         service.register(new_session(search_meta={"text": "検索" * 33_000}))  # 198 KB UTF-8, 396 KB escaped
+
+
+def test_a_retry_after_the_timestamp_window_returns_the_first_registration(storage: Storage, settings: Any) -> None:
+    """The same POST /session sent again a day later: its created_at is stale now, the answer is the same."""
+    registered_at = now_ms()
+    first_day = Clickstream(storage, settings, clock=lambda: registered_at)
+    body = new_session("sess-retry", created_at=registered_at - 1_000)
+    first = first_day.register(body)
+    next_day = Clickstream(storage, settings, clock=lambda: registered_at + 24 * 3_600_000)
+    assert next_day.register(body) == first
+    with pytest.raises(InvalidField, match="created_at"):
+        next_day.register(new_session("sess-new", created_at=registered_at - 1_000))

@@ -170,7 +170,15 @@ class Clickstream:
 
     def register(self, new: NewSession) -> Registration:
         now = self._clock()
-        search = self._search(new, now)
+        try:
+            search = self._search(new, now)
+        except InvalidField:
+            # A client retrying long after its first call (its created_at now outside the window) gets
+            # that first registration back rather than a 422.
+            registered = _registration_of(self._storage.get_session_id(new.session_id))
+            if registered is None:
+                raise
+            return registered
         token = uuid.uuid4().hex
         if self._storage.claim_session_id(search.session_id, token, now):
             registration = self._place(search, token, slot=None)
@@ -210,10 +218,9 @@ class Clickstream:
             record = self._storage.get_session_id(search.session_id)
             if record is None:  # claims are never deleted; only a wiped table gets here
                 raise ConflictError(f"Registration of session {search.session_id} is in an inconsistent state")
-            if record.state == "registered" and record.batch_id is not None and record.session_number is not None:
-                return Registration(
-                    session_id=record.session_id, batch_id=record.batch_id, session_number=record.session_number
-                )
+            registered = _registration_of(record)
+            if registered is not None:
+                return registered
             now = self._clock()
             if now - record.claimed_at >= self._settings.registration_lease_ms:
                 token = uuid.uuid4().hex
@@ -518,3 +525,11 @@ def _slot_of(record: SessionIdRecord) -> tuple[str, int] | None:
     if record.batch_id is None or record.session_number is None:
         return None
     return record.batch_id, record.session_number
+
+
+def _registration_of(record: SessionIdRecord | None) -> Registration | None:
+    """The registration a claim records, once it is complete."""
+    slot = None if record is None or record.state != "registered" else _slot_of(record)
+    if record is None or slot is None:
+        return None
+    return Registration(session_id=record.session_id, batch_id=slot[0], session_number=slot[1])
