@@ -10,8 +10,10 @@ import pytest
 from clickstream.errors import BatchNotFound, InvalidField, NoCollectingBatch, PayloadTooLarge, SessionNotFound
 from clickstream.models import NewEvent, NewSession
 from clickstream.service import MAX_RESPONSE_BYTES, Clickstream
-from clickstream.storage import Storage
+from clickstream.storage import Storage, StoredSession
 from tests.conftest import new_session_body, now_ms, unique
+
+DOCUMENT_KEYS = ("search_query", "search_results", "search_meta", "payload_filter", "sort_by")
 
 
 def new_session(session_id: str | None = None, **overrides: Any) -> NewSession:
@@ -347,3 +349,33 @@ def test_a_retry_after_the_timestamp_window_returns_the_first_registration(stora
     assert next_day.register(body) == first
     with pytest.raises(InvalidField, match="created_at"):
         next_day.register(new_session("sess-new", created_at=registered_at - 1_000))
+
+
+def test_a_session_written_by_a_registration_that_stopped_there_is_usable(
+    service: Clickstream, storage: Storage
+) -> None:
+    """The registration wrote the session, then died before marking its claim: the session is in the batch
+    (paging shows it), so reading it, adding events and scheduling it work without a client retry."""
+    registration = service.register(new_session("sess-first"))
+    storage.claim_session_id("sess-stopped", "token-1", now_ms())
+    batch_id, number = storage.next_number()
+    assert storage.assign_slot("sess-stopped", "token-1", batch_id, number)
+    first = json.loads(service.session_json("sess-first", 0))
+    assert first["session_number"] == registration.session_number
+    assert storage.put_session(
+        StoredSession(
+            batch_id=batch_id,
+            session_number=number,
+            session_id="sess-stopped",
+            created_at=now_ms(),
+            user_id=None,
+            is_irrelevant=False,
+            is_payload_search=False,
+            document=json.dumps({key: first[key] for key in DOCUMENT_KEYS}),
+        )
+    )
+    assert [s["session_id"] for s in all_sessions(service, batch_id, 10)] == ["sess-first", "sess-stopped"]
+    assert json.loads(service.session_json("sess-stopped", 10))["session_number"] == number
+    assert service.add_events("sess-stopped", [click("e1")]).accepted == 1
+    assert service.use_for_improvement("sess-stopped").status == "scheduled"
+    assert service.register(new_session("sess-stopped")).session_number == number

@@ -313,16 +313,24 @@ class Clickstream:
         self._recorder.count("EventsAccepted", accepted)
         return EventsAdded(session_id=session_id, accepted=accepted, duplicates=len(events) - accepted)
 
-    def _registered(self, session_id: str) -> SessionIdRecord:
+    def _registered(self, session_id: str) -> tuple[str, int]:
+        """The slot of a registered session. A session already written to its slot counts as registered
+        even if its registration stopped before saying so (it is in the batch); that step is completed here."""
         record = self._storage.get_session_id(session_id)
-        if record is None or record.state != "registered":
+        slot = None if record is None else _slot_of(record)
+        if record is None or slot is None:
             raise SessionNotFound(session_id)
-        return record
+        if record.state != "registered":
+            occupant = self._storage.get_slot(*slot)
+            if occupant is None or occupant.session_id != session_id:
+                raise SessionNotFound(session_id)
+            self._storage.mark_registered(session_id, *slot)
+        return slot
 
     # --- POST /session/irrelevant ---------------------------------------------------------------
 
     def mark_irrelevant(self, session_id: str) -> IrrelevantMark:
-        batch_id, number = _slot_of(self._registered(session_id)) or ("", 0)
+        batch_id, number = self._registered(session_id)
         if not self._storage.set_irrelevant(batch_id, number):
             raise SessionNotFound(session_id)
         return IrrelevantMark(session_id=session_id)
@@ -335,8 +343,7 @@ class Clickstream:
         return render_session(session, events, with_batch_id=True)
 
     def _stored_session(self, session_id: str) -> StoredSession:
-        slot = _slot_of(self._registered(session_id))
-        session = None if slot is None else self._storage.get_session(*slot)
+        session = self._storage.get_session(*self._registered(session_id))
         if session is None:
             raise SessionNotFound(session_id)
         return session
