@@ -239,6 +239,26 @@ class Storage:
         condition = f"attribute_not_exists({key_attribute})"
         return self._conditional("put_item", TableName=table, Item=item, ConditionExpression=condition) is not None
 
+    def _query_items(self, request: dict[str, Any], total: int | None = None) -> Iterator[Item]:
+        """The items a Query matches, one page at a time as the caller consumes them.
+
+        With `total`, at most that many: each page asks only for what is still wanted, so a page cut short
+        at 1 MB never makes the next one read past `total`.
+        """
+        request = dict(request)
+        taken = 0
+        while total is None or taken < total:
+            if total is not None:
+                request["Limit"] = total - taken
+            response = self._call("query", **request)
+            items: list[Item] = response.get("Items", [])
+            taken += len(items)
+            yield from items
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return
+            request["ExclusiveStartKey"] = last_key
+
     def _get(self, table: str, key: Item) -> Item | None:
         item: Item | None = self._call("get_item", TableName=table, Key=key, ConsistentRead=True).get("Item")
         return item
@@ -564,15 +584,9 @@ class Storage:
             "Limit": page_size,
             "ConsistentRead": True,
         }
-        while True:
-            response = self._call("query", **request)
-            for item in response.get("Items", []):
-                if "tombstone" not in item:
-                    yield self._session(item)
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            request["ExclusiveStartKey"] = last_key
+        for item in self._query_items(request):
+            if "tombstone" not in item:
+                yield self._session(item)
 
     def slots(self, batch_id: str) -> Iterator[Slot]:
         """Every written slot of a batch (sessions and tombstones), keys only."""
@@ -583,14 +597,8 @@ class Storage:
             "ProjectionExpression": "session_number, session_id",
             "ConsistentRead": True,
         }
-        while True:
-            response = self._call("query", **request)
-            for item in response.get("Items", []):
-                yield Slot(int(item["session_number"]["N"]), _opt_s(item, "session_id"))
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                return
-            request["ExclusiveStartKey"] = last_key
+        for item in self._query_items(request):
+            yield Slot(int(item["session_number"]["N"]), _opt_s(item, "session_id"))
 
     # --- events ------------------------------------------------------------------------------------
 
@@ -610,9 +618,6 @@ class Storage:
 
     def first_events(self, session_id: str, limit: int) -> list[StoredEvent]:
         """The first `limit` events of a session in time order; reads no further than that."""
-        if limit <= 0:
-            return []
-        events: list[StoredEvent] = []
         request: dict[str, Any] = {
             "TableName": self._events,
             "IndexName": EVENTS_BY_TIME_INDEX,
@@ -620,24 +625,16 @@ class Storage:
             "ExpressionAttributeValues": {":session": _s(session_id)},
             "ConsistentRead": True,
         }
-        while len(events) < limit:
-            # Limit shrinks as pages arrive: a 1 MB page cut short never makes us read past `limit`.
-            response = self._call("query", Limit=limit - len(events), **request)
-            events.extend(
-                StoredEvent(
-                    event_id=item["event_id"]["S"],
-                    object_id=item["object_id"]["S"],
-                    event_type=item["event_type"]["S"],
-                    created_at=int(item["created_at"]["N"]),
-                    meta=_opt_s(item, "meta"),
-                )
-                for item in response.get("Items", [])
+        return [
+            StoredEvent(
+                event_id=item["event_id"]["S"],
+                object_id=item["object_id"]["S"],
+                event_type=item["event_type"]["S"],
+                created_at=int(item["created_at"]["N"]),
+                meta=_opt_s(item, "meta"),
             )
-            last_key = response.get("LastEvaluatedKey")
-            if not last_key:
-                break
-            request["ExclusiveStartKey"] = last_key
-        return events
+            for item in self._query_items(request, total=max(limit, 0))
+        ]
 
     def has_events(self, session_id: str) -> bool:
         response = self._call(
