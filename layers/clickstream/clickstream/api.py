@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
@@ -78,13 +79,7 @@ def _validation_failed(error: RequestValidationError) -> Response[Any]:
     problems = error.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
         reason = next(str(p.get("ctx", {}).get("error", "")) for p in problems if p.get("type") == "json_invalid")
-        return json_response(
-            HTTPStatus.BAD_REQUEST,
-            {
-                "message": "Malformed JSON body",
-                "errors": [{"field": "body", "message": reason or "not valid JSON", "type": "json_invalid"}],
-            },
-        )
+        return json_response(HTTPStatus.BAD_REQUEST, _malformed_json(reason or "not valid JSON"))
     errors = [
         {"field": _field_name(problem.get("loc", ())), "message": str(problem.get("msg", "")), "type": problem["type"]}
         for problem in problems
@@ -93,8 +88,15 @@ def _validation_failed(error: RequestValidationError) -> Response[Any]:
     return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, {"message": f"Invalid request: {fields}", "errors": errors})
 
 
+def _malformed_json(reason: str) -> dict[str, Any]:
+    return {"message": "Malformed JSON body", "errors": [{"field": "body", "message": reason, "type": "json_invalid"}]}
+
+
+_NOT_JSON = {"message": "Content-Type must be application/json"}
+
+
 def _unsupported_media_type(_: Exception) -> Response[Any]:
-    return json_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "Content-Type must be application/json"})
+    return json_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, _NOT_JSON)
 
 
 def _invalid_field(error: InvalidField) -> Response[Any]:
@@ -190,12 +192,14 @@ def build_resolver() -> APIGatewayHttpResolver:
     return app
 
 
-_UNSUPPORTED_MEDIA_TYPE = {
-    "statusCode": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-    "headers": {"Content-Type": content_types.APPLICATION_JSON},
-    "body": '{"message":"Content-Type must be application/json"}',
-    "isBase64Encoded": False,
-}
+def _answer_before_resolving(status: HTTPStatus, body: dict[str, Any]) -> dict[str, Any]:
+    """A Lambda HTTP response for requests refused before the resolver sees them, shaped like its own."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
 
 
 def _sends_other_than_json(event: dict[str, Any]) -> bool:
@@ -205,15 +209,6 @@ def _sends_other_than_json(event: dict[str, Any]) -> bool:
     content_type = (event.get("headers") or {}).get("content-type", "")
     media_type = content_type.split(";")[0].strip().lower()
     return media_type not in ("", content_types.APPLICATION_JSON)
-
-
-_MALFORMED_BODY = {
-    "statusCode": HTTPStatus.BAD_REQUEST,
-    "headers": {"Content-Type": content_types.APPLICATION_JSON},
-    "body": '{"message":"Malformed JSON body","errors":[{"field":"body","message":"body is not UTF-8",'
-    '"type":"json_invalid"}]}',
-    "isBase64Encoded": False,
-}
 
 
 def _undecodable_body(event: dict[str, Any]) -> bool:
@@ -235,9 +230,9 @@ def lambda_entry(app: APIGatewayHttpResolver) -> Handler:
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if _sends_other_than_json(event):
-            return dict(_UNSUPPORTED_MEDIA_TYPE)
+            return _answer_before_resolving(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, _NOT_JSON)
         if _undecodable_body(event):
-            return dict(_MALFORMED_BODY)
+            return _answer_before_resolving(HTTPStatus.BAD_REQUEST, _malformed_json("body is not UTF-8"))
         return app.resolve(event, context)
 
     return handler
