@@ -71,7 +71,7 @@ class LambdaContext:
 
 class FunctionInstances:
     """A pool of instances of one function. Each serves one request at a time, as a Lambda instance does
-    (Powertools resolvers keep the current event on the app object, so one instance must not be shared)."""
+    (a Powertools resolver keeps per-request state, such as the matched route, on the app object)."""
 
     def __init__(self, function_id: str, code_uri: Path, handler: str, max_instances: int = 32) -> None:
         self.function_id = function_id

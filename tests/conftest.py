@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,7 +162,3 @@ def local_api(tables: dict[str, str]) -> Iterator[str]:
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
-
-
-def events_path(name: str) -> Path:
-    return EVENTS_DIR / f"{name}.json"

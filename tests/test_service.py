@@ -118,11 +118,11 @@ def test_reading_events_never_asks_for_more_than_the_limit(service: Clickstream,
         if params.get("IndexName") == "by_created_at":
             limits.append(params["Limit"])
 
-    storage._client.meta.events.register("provide-client-params.dynamodb.Query", record)
+    storage.client.meta.events.register("provide-client-params.dynamodb.Query", record)
     try:
         events = storage.first_events("sess-l", 7)
     finally:
-        storage._client.meta.events.unregister("provide-client-params.dynamodb.Query", record)
+        storage.client.meta.events.unregister("provide-client-params.dynamodb.Query", record)
     assert len(events) == 7
     assert limits
     assert max(limits) <= 7

@@ -73,10 +73,6 @@ def encode_json(value: Any) -> str:
     return text
 
 
-def utf8_size(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
 def wire_size(text: str) -> int:
     """Bytes `text` takes inside Lambda's response payload, where the body is a JSON string with ASCII
     escapes: quotes and backslashes double, a non-ASCII character takes 6 or 12 bytes. Never less than
