@@ -22,7 +22,7 @@ ifeq ($(PY313_DIR),)
 PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
 endif
 
-.PHONY: install run test lint typecheck validate validate-asl scan unit openapi build bench clean
+.PHONY: install run test lint typecheck validate validate-asl scan tests unit integration system openapi build bench clean
 
 install: $(BIN)/.installed
 
@@ -51,7 +51,7 @@ $(CHECKOV_VENV)/.installed:
 run: install
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl scan unit
+test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl scan tests
 
 lint: install
 	$(BIN)/ruff check .
@@ -73,8 +73,19 @@ scan: install $(CHECKOV_VENV)/.installed
 validate-asl: $(NODE_TOOLS)
 	tools/node_modules/.bin/asl-validator $(foreach definition,$(wildcard statemachines/*.asl.json),--json-path $(definition))
 
-unit: install
+# The test tiers (tests/conftest.py): unit (no moto, no network; seconds), integration (moto, in-process),
+# system (the local server over HTTP, schemathesis, several server processes). `make tests` runs all three.
+tests: install $(NODE_TOOLS)
 	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+system: install $(NODE_TOOLS)
+	$(BIN)/pytest tests/system
 
 openapi: install
 	$(BIN)/python -m local.openapi

@@ -15,7 +15,7 @@ from typing import Any
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-from bench.env import lambda_environment
+from local.environment import lambda_environment
 from local.template import ROOT, function_code, layer_paths, load_template
 
 PROBE = Path(__file__).with_name("coldstart_probe.py")

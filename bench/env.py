@@ -1,8 +1,7 @@
-"""The in-process bench environment: an embedded moto DynamoDB, the functions' environment, the real handlers."""
+"""The in-process bench environment: moto DynamoDB in its own process, the functions' environment, the handlers."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,29 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from local.dynamodb import LOCAL_REGION, dynamodb_client, ensure_tables, local_table_names
-from local.lambda_runtime import LambdaContext, LambdaHandler, load_handler, put_layers_on_path
-from local.template import function_code, function_environment, http_routes, load_template
+from local.apigateway import HttpResult
+from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
+from local.environment import lambda_environment
+from local.lambda_runtime import put_layers_on_path
 
 if TYPE_CHECKING:
+    from clickstream.settings import Settings
     from clickstream.storage import Storage
-
-
-def lambda_environment(endpoint: str | None) -> dict[str, str]:
-    """What the functions get: template.yaml's variables (as deployed), local credentials and endpoint."""
-    template = load_template()
-    names = local_table_names()
-    environment = {
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-        "AWS_REGION": LOCAL_REGION,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-    }
-    if endpoint:
-        environment["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-    for function_id in sorted({route.function_id for route in http_routes(template)}):
-        environment.update(function_environment(template, function_id, names))
-    return environment
+    from local.harness import LocalFunctions
 
 
 class MotoProcess:
@@ -70,16 +55,18 @@ class MotoProcess:
 
 
 class BenchEnv:
-    """A moto DynamoDB (own process) and one instance of each function, called in-process as Lambda would."""
+    """A moto DynamoDB (own process) and the template's functions, called in-process as Lambda would."""
 
     def __init__(self) -> None:
         self.dynamodb = MotoProcess()
-        # No X-Ray daemon here: the in-process figures are for tracing off (cold start measures both).
         os.environ.update(lambda_environment(self.dynamodb.endpoint))
+        # No X-Ray daemon here: the in-process figures are for tracing off (cold start measures both).
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)  # metrics are flushed (to stdout) as in Lambda
         put_layers_on_path()
-        self._handlers: dict[str, LambdaHandler] = {}
+        from local.harness import LocalFunctions
+
+        self.functions: LocalFunctions = LocalFunctions(instances_per_function=1)
         self.fresh_tables()
 
     def fresh_tables(self) -> None:
@@ -96,21 +83,20 @@ class BenchEnv:
         os.environ.update(values)
         runtime.reset()
 
-    def handler(self, function_id: str) -> LambdaHandler:
-        if function_id not in self._handlers:
-            code_uri, name = function_code(load_template(), function_id)
-            self._handlers[function_id] = load_handler(code_uri, name)
-        return self._handlers[function_id]
+    def send(self, route: str, *, body: Any = None, query: dict[str, str] | None = None) -> HttpResult:
+        return self.functions.call(route, body=body, query=query)
 
-    def send(self, function_id: str, event: dict[str, Any]) -> tuple[int, Any]:
-        result = self.handler(function_id)(event, LambdaContext(function_name=function_id))
-        body = result.get("body")
-        return int(result["statusCode"]), json.loads(body) if body else None
+    def expect(self, route: str, *, body: Any = None, query: dict[str, str] | None = None) -> Any:
+        """`send`, for setup steps that must succeed: the parsed body, or an error."""
+        result = self.send(route, body=body, query=query)
+        if result.status != 200:
+            raise RuntimeError(f"setup {route} -> {result.status}: {result.body}")
+        return result.body
 
-    def max_concurrency(self) -> int:
+    def settings(self) -> Settings:
         from clickstream.settings import get_settings
 
-        return get_settings().dynamodb_max_concurrency
+        return get_settings()
 
     def storage(self) -> Storage:
         from clickstream import runtime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.scenario import Case, counts_table
+from local.request_counts import Case, counts_table
 
 COLD_TARGET = 1.3
 WARM_TARGET = 1.15
@@ -207,7 +207,7 @@ def _counts(cases: list[Case]) -> list[str]:
     return [
         "## DynamoDB requests per API call",
         "",
-        "The fixed scenario of `bench/scenario.py` on fresh tables (11 sessions, 3 events each but one). "
+        "The fixed scenario of `local/request_counts.py` on fresh tables (11 sessions, 3 events each but one). "
         "**This table is the budget**: `tests/test_request_counts.py` (part of `make test`) runs the same "
         "scenario and fails when a case issues more requests than listed here. `make bench` rewrites it, so "
         "a rise shows in the diff of this file.",
@@ -366,7 +366,7 @@ def _changes(results: dict[str, Any], before: dict[str, Any] | None) -> list[str
         f"DynamoDB request (no-delay sequential paging): {per_request(before)} before, {per_request(results)} after.",
         "5. **Checked, already right:** one boto3 client per container, created on first use "
         "(`runtime.get_service`) and reused; models and the resolver built once at import; nothing re-created "
-        "per request. `Storage.map_concurrently` runs a page's events Queries on a pool of "
+        "per request. `Fanout.map` (clickstream/concurrency.py) runs a page's events Queries on a pool of "
         "`DYNAMODB_MAX_CONCURRENCY` threads, and the botocore pool has that many connections plus 4: the "
         "paging run reaches the configured concurrency in flight with no `pool is full` warning.",
         "",

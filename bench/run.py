@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.scenario import Case
+from local.request_counts import Case
 from local.template import ROOT
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -46,52 +46,71 @@ def _scrub(text: str) -> str:
     return text.replace(str(ROOT) + os.sep, "").replace(str(ROOT), ".")
 
 
-def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
-    cold = results.get("coldstart")
-    if cold:
-        print(f"\ncold start (ms, median of {cold['rounds']})    import    total  ratio  paired")
-        print(f"  {'floor':32} {cold['floor']['import']:8.1f} {cold['floor']['total']:8.1f}   1.00")
-        for function_id, modes in cold["functions"].items():
-            for mode, figures in modes.items():
-                print(
-                    f"  {function_id + ' ' + mode:32} {figures['import']:8.1f} {figures['total']:8.1f}"
-                    f"  {figures['ratio']:5.2f}  {figures['paired_ratio']:5.2f}"
-                )
-    warm = results.get("overhead")
-    if warm:
-        print(f"\nwarm (ms, median of {warm['iterations']})         requests  handler   direct  ratio")
-        for name, figures in warm["routes"].items():
+def _print_coldstart(cold: dict[str, Any]) -> None:
+    print(f"\ncold start (ms, median of {cold['rounds']})    import    total  ratio  paired")
+    print(f"  {'floor':32} {cold['floor']['import']:8.1f} {cold['floor']['total']:8.1f}   1.00")
+    for function_id, modes in cold["functions"].items():
+        for mode, figures in modes.items():
             print(
-                f"  {name:32} {figures['requests']:5d} {figures['handler_ms']:8.2f} {figures['direct_ms']:8.2f}"
-                f"  {figures['ratio']:5.2f}"
+                f"  {function_id + ' ' + mode:32} {figures['import']:8.1f} {figures['total']:8.1f}"
+                f"  {figures['ratio']:5.2f}  {figures['paired_ratio']:5.2f}"
             )
-    if cases:
-        print("\nDynamoDB requests per API call")
-        for case in cases:
-            print(f"  {case.case_id:28} {case.route:36} {case.requests:3d}  {case.operations}")
-    paging = results.get("paging")
-    if paging:
-        print(f"\nGET /batch/sessions, {paging['delay_ms']:g} ms per request (ms)")
-        for name in ("concurrent", "sequential"):
-            figures = paging[f"{name}_ms"]
-            print(f"  {name:12}" + "".join(f"  limit {limit}: {value:7.1f}" for limit, value in figures.items()))
-    throughput = results.get("throughput")
-    if throughput:
+
+
+def _print_overhead(warm: dict[str, Any]) -> None:
+    print(f"\nwarm (ms, median of {warm['iterations']})         requests  handler   direct  ratio")
+    for name, figures in warm["routes"].items():
         print(
-            f"\nthroughput: {throughput['per_second']} registrations/s ({throughput['threads']} threads), "
-            f"p50 {throughput['p50_ms']} ms, p95 {throughput['p95_ms']} ms"
+            f"  {name:32} {figures['requests']:5d} {figures['handler_ms']:8.2f} {figures['direct_ms']:8.2f}"
+            f"  {figures['ratio']:5.2f}"
         )
-    size = results.get("size")
-    if size:
-        if size.get("built"):
-            for name, figures in size["artifacts"].items():
-                print(f"  {name:28} {figures['bytes'] / 1e6:7.2f} MB  zipped {figures['zipped_bytes'] / 1e6:7.2f} MB")
-        else:
-            print(f"\nbuild failed: {size.get('error')}")
+
+
+def _print_counts(cases: list[Case]) -> None:
+    print("\nDynamoDB requests per API call")
+    for case in cases:
+        print(f"  {case.case_id:28} {case.route:36} {case.requests:3d}  {case.operations}")
+
+
+def _print_paging(paging: dict[str, Any]) -> None:
+    print(f"\nGET /batch/sessions, {paging['delay_ms']:g} ms per request (ms)")
+    for name in ("concurrent", "sequential"):
+        figures = paging[f"{name}_ms"]
+        print(f"  {name:12}" + "".join(f"  limit {limit}: {value:7.1f}" for limit, value in figures.items()))
+
+
+def _print_throughput(throughput: dict[str, Any]) -> None:
+    print(
+        f"\nthroughput: {throughput['per_second']} registrations/s ({throughput['threads']} threads), "
+        f"p50 {throughput['p50_ms']} ms, p95 {throughput['p95_ms']} ms"
+    )
+
+
+def _print_size(size: dict[str, Any]) -> None:
+    if not size.get("built"):
+        print(f"\nbuild failed: {size.get('error')}")
+        return
+    for name, figures in size["artifacts"].items():
+        print(f"  {name:28} {figures['bytes'] / 1e6:7.2f} MB  zipped {figures['zipped_bytes'] / 1e6:7.2f} MB")
+
+
+def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
+    printers = {
+        "coldstart": _print_coldstart,
+        "overhead": _print_overhead,
+        "paging": _print_paging,
+        "throughput": _print_throughput,
+        "size": _print_size,
+    }
+    for section, printer in printers.items():
+        if results.get(section):
+            printer(results[section])
+        if section == "overhead" and cases:
+            _print_counts(cases)
 
 
 def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> tuple[dict[str, Any], list[Case]]:
-    from bench import coldstart, size, throughput, warm
+    from bench import coldstart, paging, size, throughput, warm
     from bench.env import BenchEnv
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -122,7 +141,7 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
             lap("overhead")
         if "paging" in sections:
             print("paging latency ...", flush=True)
-            results["paging"] = warm.paging(
+            results["paging"] = paging.paging(
                 env, settings["paging_delay_ms"], settings["paging_limits"], settings["paging_repeats"]
             )
             lap("paging")

@@ -1,12 +1,11 @@
-"""Warm figures, in-process against the embedded moto server: handler overhead, round trips, paging latency."""
+"""Warm figures, in-process against moto: handler overhead over the same DynamoDB requests issued directly,
+and DynamoDB requests per API call."""
 
 from __future__ import annotations
 
 import copy
 import gc
-import io
 import json
-import logging
 import statistics
 import threading
 import time
@@ -18,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore import xform_name
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bench.env import BenchEnv, quiet_stdout
-from bench.scenario import RequestCounter, api_event, route_functions, run_scenario
-from local.lambda_runtime import LambdaContext
+from clickstream.settings import Settings
+from clickstream.storage.plumbing import client_config
+from local.apigateway import route_event
+from local.request_counts import RequestCounter, run_scenario
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel
@@ -48,7 +47,7 @@ class Recorder:
         self._lock = threading.Lock()
 
     def _on_params(self, params: dict[str, Any], model: OperationModel, **_: Any) -> None:
-        concurrent = threading.current_thread().name.startswith("dynamodb")
+        concurrent = threading.current_thread().name.startswith("fanout")
         with self._lock:
             self.calls.append(RecordedCall(xform_name(model.name), copy.deepcopy(params), concurrent))
 
@@ -88,17 +87,12 @@ def _substitute(value: Any, mapping: dict[str, str]) -> Any:
 
 
 class DirectClient:
-    """The same requests issued straight with boto3 (same endpoint, same client settings, same concurrency)."""
+    """The same requests issued straight with boto3: same endpoint, the storage's own client configuration
+    (`plumbing.client_config`), the same concurrency."""
 
-    def __init__(self, max_concurrency: int) -> None:
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=max_concurrency + 4,
-            connect_timeout=3,
-            read_timeout=10,
-        )
-        self.client = boto3.session.Session().client("dynamodb", config=config)
-        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="direct")
+    def __init__(self, settings: Settings) -> None:
+        self.client = boto3.session.Session().client("dynamodb", config=client_config(settings))
+        self._pool = ThreadPoolExecutor(settings.dynamodb_max_concurrency, thread_name_prefix="direct")
         self.condition_failures = 0
 
     def _issue(self, call: RecordedCall) -> None:
@@ -124,6 +118,10 @@ class DirectClient:
 
     def close(self) -> None:
         self._pool.shutdown()
+
+
+def json_body(answer: dict[str, Any]) -> Any:
+    return json.loads(answer["body"])
 
 
 def _body(session_id: str) -> dict[str, Any]:
@@ -153,330 +151,177 @@ class RouteCase:
     order: str = "alternate"  # or "direct_first"
 
 
-def _route_cases(env: BenchEnv, iterations: int) -> tuple[list[RouteCase], dict[str, str]]:
-    """Each case's direct replay makes the same requests succeed or fail as the handler's do."""
-    functions = route_functions()
+def _name(i: int) -> str:
+    return "probe" if i < 0 else str(i)
 
-    def send(route: str, body: Any = None, query: dict[str, str] | None = None, expect: int = 200) -> Any:
-        status, payload = env.send(functions[route], api_event(route, body=body, query=query))
-        if status != expect:
-            raise RuntimeError(f"setup {route} -> {status}: {payload}")
-        return payload
 
-    def name(i: int) -> str:
-        return "probe" if i < 0 else str(i)
+class RouteFixtures:
+    """The data each route case works on, so that its direct replay makes the same requests succeed or fail
+    as the handler's do."""
 
-    # A batch of 10 sessions with 3 events each, released so it never changes again.
-    for n in range(10):
-        send("POST /session", _body(f"page-{n}"))
-        send("POST /session/events", {"session_id": f"page-{n}", "events": _events(f"page-{n}-e", 3)})
-    page_batch = send("GET /session", query={"session_id": "page-0"})["batch_id"]
-    send("POST /batch/release", {"release_id": "bench-page-release"})
-    for session_id in ("w-ev", "w-irr", "w-get"):
-        send("POST /session", _body(session_id))
-    send("POST /session/events", {"session_id": "w-get", "events": _events("w-get-e", 5)})
-    for n in [*range(iterations), -1]:
-        for session_id in (f"w-use-{name(n)}", f"w-used-{name(n)}"):
-            send("POST /session", _body(session_id))
-            send("POST /session/events", {"session_id": session_id, "events": _events(f"{session_id}-e", 1)})
+    def __init__(self, env: BenchEnv, iterations: int) -> None:
+        self._env = env
+        self.probe_slot: dict[str, str] = {}
+        self._release_state: dict[str, str] = {}
+        # A batch of 10 sessions with 3 events each, released so it never changes again.
+        for n in range(10):
+            self._register(f"page-{n}")
+            self._add_events(f"page-{n}", 3)
+        self.page_batch = env.expect("GET /session", query={"session_id": "page-0"})["batch_id"]
+        env.expect("POST /batch/release", body={"release_id": "bench-page-release"})
+        for session_id in ("w-ev", "w-irr", "w-get"):
+            self._register(session_id)
+        self._add_events("w-get", 5)
+        for n in [*range(iterations), -1]:
+            for session_id in (f"w-use-{_name(n)}", f"w-used-{_name(n)}"):
+                self._register(session_id)
+                self._add_events(session_id, 1)
 
-    probe_slot: dict[str, str] = {}
-    release_state: dict[str, str] = {}
+    def _register(self, session_id: str) -> Any:
+        return self._env.expect("POST /session", body=_body(session_id))
 
-    def register(i: int) -> tuple[Any, dict[str, str] | None, dict[str, str]]:
+    def _add_events(self, session_id: str, count: int) -> None:
+        self._env.expect(
+            "POST /session/events", body={"session_id": session_id, "events": _events(f"{session_id}-e", count)}
+        )
+
+    def register(self, i: int) -> tuple[Any, dict[str, str] | None, dict[str, str]]:
         # The direct replay writes a fresh id into a fresh slot, so each of its writes succeeds too.
-        return (
-            _body(f"w-reg-{name(i)}"),
-            None,
-            {"w-reg-probe": f"w-reg-d{i}", f"N:{probe_slot.get('number')}": str(10_000_000 + i)},
-        )
+        fresh_slot = {f"N:{self.probe_slot.get('number')}": str(10_000_000 + i)}
+        return _body(f"w-reg-{_name(i)}"), None, {"w-reg-probe": f"w-reg-d{i}", **fresh_slot}
 
-    def release_pending(i: int) -> None:
-        status, _ = env.send(
-            functions["POST /batch/release"],
-            api_event("POST /batch/release", body={"release_id": f"w-rel-pre-{name(i)}"}),
-        )
+    def _release_pending(self, i: int) -> None:
+        status = self._env.send("POST /batch/release", body={"release_id": f"w-rel-pre-{_name(i)}"}).status
         if status not in (200, 404):
             raise RuntimeError(f"release before {i}: {status}")
 
-    def open_batch_for_direct(i: int) -> None:
+    def open_batch_for_direct(self, i: int) -> None:
         # The direct replay releases a batch of its own, holding one session, as the handler's will.
-        release_pending(i)
-        release_state["batch"] = send("POST /session", _body(f"w-rel-d-s{i}"))["batch_id"]
+        self._release_pending(i)
+        self._release_state["batch"] = self._register(f"w-rel-d-s{i}")["batch_id"]
 
-    def open_batch_for_handler(i: int) -> None:
+    def open_batch_for_handler(self, i: int) -> None:
         if i < 0:
-            release_pending(i)
-        registered = send("POST /session", _body(f"w-rel-s{name(i)}"))
+            self._release_pending(i)
+        registered = self._register(f"w-rel-s{_name(i)}")
         if i < 0:
-            release_state["probe_batch"] = registered["batch_id"]
+            self._release_state["probe_batch"] = registered["batch_id"]
 
-    def release(i: int) -> tuple[Any, dict[str, str] | None, dict[str, str]]:
+    def release(self, i: int) -> tuple[Any, dict[str, str] | None, dict[str, str]]:
         mapping = {"w-rel-probe": f"w-rel-d{i}"}
         if i >= 0:
-            mapping[release_state["probe_batch"]] = release_state["batch"]
-        return {"release_id": f"w-rel-{name(i)}"}, None, mapping
+            mapping[self._release_state["probe_batch"]] = self._release_state["batch"]
+        return {"release_id": f"w-rel-{_name(i)}"}, None, mapping
 
-    cases = [
-        RouteCase("register", "POST /session", register),
-        RouteCase(
-            "add_events (3)",
-            "POST /session/events",
-            lambda i: (
-                {"session_id": "w-ev", "events": _events(f"w-ev-{name(i)}-", 3)},
-                None,
-                {"w-ev-probe-": f"w-ev-d{i}-"},
+    def cases(self) -> list[RouteCase]:
+        page = {"batch_id": self.page_batch, "limit": "10", "events_limit": "100"}
+        return [
+            RouteCase("register", "POST /session", self.register),
+            RouteCase(
+                "add_events (3)",
+                "POST /session/events",
+                lambda i: (
+                    {"session_id": "w-ev", "events": _events(f"w-ev-{_name(i)}-", 3)},
+                    None,
+                    {"w-ev-probe-": f"w-ev-d{i}-"},
+                ),
             ),
-        ),
-        RouteCase("mark_irrelevant", "POST /session/irrelevant", lambda i: ({"session_id": "w-irr"}, None, {})),
-        RouteCase("get_session (5 events)", "GET /session", lambda i: (None, {"session_id": "w-get"}, {})),
-        RouteCase(
-            "use_for_improvement",
-            "POST /session/use-for-improvement",
-            lambda i: ({"session_id": f"w-use-{name(i)}"}, None, {"w-use-probe": f"w-used-{i}"}),
-        ),
-        RouteCase(
-            "batch_sessions (limit 10)",
-            "GET /batch/sessions",
-            lambda i: (None, {"batch_id": page_batch, "limit": "10", "events_limit": "100"}, {}),
-        ),
-        RouteCase(
-            "release (1 session)",
-            "POST /batch/release",
-            release,
-            before=open_batch_for_direct,
-            between=open_batch_for_handler,
-            order="direct_first",
-        ),
-    ]
-    return cases, probe_slot
+            RouteCase("mark_irrelevant", "POST /session/irrelevant", lambda i: ({"session_id": "w-irr"}, None, {})),
+            RouteCase("get_session (5 events)", "GET /session", lambda i: (None, {"session_id": "w-get"}, {})),
+            RouteCase(
+                "use_for_improvement",
+                "POST /session/use-for-improvement",
+                lambda i: ({"session_id": f"w-use-{_name(i)}"}, None, {"w-use-probe": f"w-used-{i}"}),
+            ),
+            RouteCase("batch_sessions (limit 10)", "GET /batch/sessions", lambda i: (None, page, {})),
+            RouteCase(
+                "release (1 session)",
+                "POST /batch/release",
+                self.release,
+                before=self.open_batch_for_direct,
+                between=self.open_batch_for_handler,
+                order="direct_first",
+            ),
+        ]
+
+
+def _order(case: RouteCase, i: int) -> tuple[str, str]:
+    if case.order == "direct_first":
+        return "direct", "handler"
+    return ("handler", "direct") if i % 2 == 0 else ("direct", "handler")
+
+
+def _measure_case(
+    env: BenchEnv, case: RouteCase, fixtures: RouteFixtures, direct: DirectClient, iterations: int
+) -> dict[str, Any]:
+    """Record the probe's DynamoDB requests, then time handler and direct replay alternately."""
+    function_id = env.functions.routes[case.route]
+    recorder = Recorder(env.storage().client)
+    if case.between is not None:
+        case.between(-1)
+    probe_body, probe_query, _ = case.request(-1)
+    with recorder.recording() as template:
+        answer = env.functions.invoke(function_id, route_event(case.route, body=probe_body, query=probe_query))
+    if answer["statusCode"] != 200:
+        raise RuntimeError(f"{case.name}: probe answered {answer['statusCode']}: {answer.get('body')}")
+    if case.name == "register":
+        fixtures.probe_slot["number"] = str(json_body(answer)["session_number"])
+    recorded = list(template)
+    timings: dict[str, list[float]] = {"handler": [], "direct": []}
+    gc.collect()
+    for i in range(iterations):
+        if case.before is not None:
+            case.before(i)
+        body, query, mapping = case.request(i)
+        event = route_event(case.route, body=body, query=query)
+        calls = [RecordedCall(c.method, _substitute(c.params, mapping), c.concurrent) for c in recorded]
+        for position, side in enumerate(_order(case, i)):
+            if position == 1 and case.between is not None:
+                case.between(i)
+            started = time.perf_counter()
+            if side == "handler":
+                answer = env.functions.invoke(function_id, event)
+                if answer["statusCode"] != 200:
+                    raise RuntimeError(f"{case.name}: {answer['statusCode']} {answer.get('body')}")
+            else:
+                direct.replay(calls)
+            timings[side].append((time.perf_counter() - started) * 1000)
+    handler_ms, direct_ms = timings["handler"], timings["direct"]
+    paired = [h / d for h, d in zip(handler_ms, direct_ms, strict=True)]
+    handler_median, direct_median = statistics.median(handler_ms), statistics.median(direct_ms)
+    figures = {
+        "route": case.route,
+        "requests": len(recorded),
+        "handler_ms": round(handler_median, 2),
+        "direct_ms": round(direct_median, 2),
+        "overhead_ms": round(handler_median - direct_median, 2),
+        "ratio": round(handler_median / direct_median, 3),
+        "paired_ratio": round(statistics.median(paired), 3),
+        # Conditional writes that find their condition false, per call: the replay matches the handler.
+        "handler_condition_failures": recorder.condition_failures,
+        "direct_condition_failures": round(direct.condition_failures / iterations, 2),
+    }
+    direct.condition_failures = 0
+    return figures
 
 
 def overhead(env: BenchEnv, iterations: int) -> dict[str, Any]:
     """Handler time against issuing the same DynamoDB requests directly, per route (medians, paired)."""
-    functions = route_functions()
-    direct = DirectClient(env.max_concurrency())
-    results: dict[str, Any] = {}
+    direct = DirectClient(env.settings())
     with quiet_stdout():
-        cases, probe_slot = _route_cases(env, iterations)
-        recorder = Recorder(env.storage().client)
-        for case in cases:
-            function_id = functions[case.route]
-            handler = env.handler(function_id)
-            if case.between is not None:
-                case.between(-1)
-            probe_body, probe_query, _ = case.request(-1)
-            with recorder.recording() as template:
-                answer = handler(api_event(case.route, body=probe_body, query=probe_query), LambdaContext("bench"))
-            if answer["statusCode"] != 200:
-                raise RuntimeError(f"{case.name}: probe answered {answer['statusCode']}: {answer.get('body')}")
-            if case.name == "register":
-                probe_slot["number"] = str(json.loads(answer["body"])["session_number"])
-            recorded = list(template)
-            handler_ms: list[float] = []
-            direct_ms: list[float] = []
-            gc.collect()
-            for i in range(iterations):
-                if case.before is not None:
-                    case.before(i)
-                body, query, mapping = case.request(i)
-                event = api_event(case.route, body=body, query=query)
-                context = LambdaContext(function_name=function_id)
-                calls = [RecordedCall(c.method, _substitute(c.params, mapping), c.concurrent) for c in recorded]
-                if case.order == "direct_first":
-                    order = ("direct", "handler")
-                else:
-                    order = ("handler", "direct") if i % 2 == 0 else ("direct", "handler")
-                for position, side in enumerate(order):
-                    if position == 1 and case.between is not None:
-                        case.between(i)
-                    started = time.perf_counter()
-                    if side == "handler":
-                        answer = handler(event, context)
-                        handler_ms.append((time.perf_counter() - started) * 1000)
-                        if answer["statusCode"] != 200:
-                            raise RuntimeError(f"{case.name}: {answer['statusCode']} {answer.get('body')}")
-                    else:
-                        direct.replay(calls)
-                        direct_ms.append((time.perf_counter() - started) * 1000)
-            paired = [h / d for h, d in zip(handler_ms, direct_ms, strict=True)]
-            handler_median, direct_median = statistics.median(handler_ms), statistics.median(direct_ms)
-            results[case.name] = {
-                "route": case.route,
-                "requests": len(recorded),
-                "handler_ms": round(handler_median, 2),
-                "direct_ms": round(direct_median, 2),
-                "overhead_ms": round(handler_median - direct_median, 2),
-                "ratio": round(handler_median / direct_median, 3),
-                "paired_ratio": round(statistics.median(paired), 3),
-                # Conditional writes that find their condition false, per call: the replay matches the handler.
-                "handler_condition_failures": recorder.condition_failures,
-                "direct_condition_failures": round(direct.condition_failures / iterations, 2),
-            }
-            direct.condition_failures = 0
+        fixtures = RouteFixtures(env, iterations)
+        results = {case.name: _measure_case(env, case, fixtures, direct, iterations) for case in fixtures.cases()}
     direct.close()
     return {"iterations": iterations, "routes": results}
 
 
 def request_counts(env: BenchEnv) -> list[dict[str, Any]]:
-    """The fixed scenario (bench/scenario.py) on fresh tables: DynamoDB requests per API call."""
+    """The fixed scenario (local/request_counts.py) on fresh tables: DynamoDB requests per API call."""
     env.fresh_tables()
     counter = RequestCounter(env.storage().client)
     try:
         with quiet_stdout():
-            cases = run_scenario(env.send, counter)
+            cases = run_scenario(env.functions.call, counter)
     finally:
         counter.close()
     return [case.__dict__ for case in cases]
-
-
-class _Raw(io.BytesIO):
-    """A response body as botocore reads it from urllib3."""
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        chunk = self.read()
-        while chunk:
-            yield chunk
-            chunk = self.read()
-
-
-class FixedLatencyDynamoDB:
-    """DynamoDB as a fixed round-trip time and nothing else, for the paging figures.
-
-    Recording: requests go to moto and its answers are kept, keyed by request body. Replaying: each
-    request is answered with the kept answer after `delay` seconds, as many at once as are sent, so
-    what remains is the round-trip structure and the client's own work. (moto serves one request at a
-    time and scans a whole table for an index Query, which would swamp both.)
-    """
-
-    def __init__(self, client: DynamoDBClient) -> None:
-        self._client = client
-        self._answers: dict[bytes, tuple[int, dict[str, str], bytes]] = {}
-        self._pending = threading.local()
-        self._lock = threading.Lock()
-        self.delay = 0.0
-        self.replaying = False
-        self.misses = 0
-        self.in_flight = 0
-        self.peak = 0
-        events = client.meta.events
-        answering: Any = self._before_send  # a before-send handler may return the response
-        events.register("before-send.dynamodb", answering, unique_id="bench-fixed-latency-send")
-        events.register("response-received.dynamodb", self._received, unique_id="bench-fixed-latency-received")
-
-    def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
-        body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
-        if not self.replaying:
-            self._pending.body = body
-            return None
-        answer = self._answers.get(body)
-        if answer is None:
-            self.misses += 1
-            return None
-        with self._lock:
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-        if self.delay > 0:
-            time.sleep(self.delay)
-        with self._lock:
-            self.in_flight -= 1
-        status, headers, content = answer
-        return AWSResponse(request.url, status, HTTPHeaders.from_dict(headers), _Raw(content))
-
-    def _received(self, response_dict: dict[str, Any] | None = None, **_: Any) -> None:
-        body = getattr(self._pending, "body", None)
-        if self.replaying or body is None or response_dict is None:
-            return
-        self._answers[body] = (response_dict["status_code"], dict(response_dict["headers"]), response_dict["body"])
-        self._pending.body = None
-
-    def close(self) -> None:
-        events = self._client.meta.events
-        events.unregister("before-send.dynamodb", unique_id="bench-fixed-latency-send")
-        events.unregister("response-received.dynamodb", unique_id="bench-fixed-latency-received")
-
-
-class _PoolWarnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "pool is full" in record.getMessage():
-            self.count += 1
-
-
-def paging(env: BenchEnv, delay_ms: float, limits: list[int], repeats: int) -> dict[str, Any]:
-    """`GET /batch/sessions` latency by limit with a fixed delay per request: concurrent vs sequential events."""
-    env.fresh_tables()
-    functions = route_functions()
-    with quiet_stdout():
-        for n in range(max(limits) + 1):
-            env.send(functions["POST /session"], api_event("POST /session", body=_body(f"p-{n}")))
-            events = {"session_id": f"p-{n}", "events": _events(f"p-{n}-e", 3)}
-            env.send(functions["POST /session/events"], api_event("POST /session/events", body=events))
-        _, session = env.send(functions["GET /session"], api_event("GET /session", query={"session_id": "p-0"}))
-    batch_id = session["batch_id"]
-    handler = env.handler(functions["GET /batch/sessions"])
-    page_events = [
-        api_event("GET /batch/sessions", query={"batch_id": batch_id, "limit": str(limit), "events_limit": "100"})
-        for limit in limits
-    ]
-    pool_warnings = _PoolWarnings()
-    logging.getLogger("urllib3.connectionpool").addHandler(pool_warnings)
-    default_concurrency = env.max_concurrency()
-    # As configured; twice as wide (does a wider pool help?); one at a time (the obvious way).
-    variants = {"concurrent": default_concurrency, "wide": 2 * default_concurrency, "sequential": 1}
-    latencies: dict[str, dict[int, list[float]]] = {name: {limit: [] for limit in limits} for name in variants}
-    undelayed: dict[str, dict[int, list[float]]] = {name: {limit: [] for limit in limits} for name in variants}
-    details: dict[str, Any] = {}
-
-    def timed(event: dict[str, Any]) -> float:
-        started = time.perf_counter()
-        answer = handler(event, LambdaContext("bench"))
-        elapsed = (time.perf_counter() - started) * 1000
-        if answer["statusCode"] != 200:
-            raise RuntimeError(f"paging: {answer['statusCode']} {answer.get('body')}")
-        return elapsed
-
-    with quiet_stdout():
-        for name, concurrency in variants.items():
-            env.set_environment(DYNAMODB_MAX_CONCURRENCY=str(concurrency))
-            storage = env.storage()
-            fixed = FixedLatencyDynamoDB(storage.client)
-            try:
-                for event in page_events:  # recorded from moto; also warms the pool and connections
-                    timed(event)
-                fixed.replaying = True
-                for _ in range(repeats):
-                    for limit, event in zip(limits, page_events, strict=True):
-                        fixed.delay = 0.0
-                        undelayed[name][limit].append(timed(event))
-                        fixed.delay = delay_ms / 1000
-                        latencies[name][limit].append(timed(event))
-            finally:
-                fixed.close()
-            details[name] = {
-                "max_concurrency": env.max_concurrency(),
-                "max_pool_connections": getattr(storage.client.meta.config, "max_pool_connections", None),
-                "peak_in_flight": fixed.peak,
-                "unanswered": fixed.misses,
-            }
-        env.set_environment(DYNAMODB_MAX_CONCURRENCY=str(default_concurrency))
-    logging.getLogger("urllib3.connectionpool").removeHandler(pool_warnings)
-
-    def medians(samples: dict[int, list[float]]) -> dict[str, float]:
-        return {str(limit): round(statistics.median(values), 1) for limit, values in samples.items()}
-
-    first = str(limits[0])
-    figures: dict[str, Any] = {"delay_ms": delay_ms, "repeats": repeats, "limits": limits}
-    for name in variants:
-        delayed = medians(latencies[name])
-        figures[f"{name}_ms"] = delayed
-        figures[f"{name}_undelayed_ms"] = medians(undelayed[name])
-        figures[f"{name}_vs_limit1"] = {limit: round(value / delayed[first], 2) for limit, value in delayed.items()}
-    return {
-        **figures,
-        "variants": details,
-        "pool_full_warnings": pool_warnings.count,
-    }

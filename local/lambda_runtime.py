@@ -1,8 +1,7 @@
-"""Runs the real Lambda handlers in-process: loads function code as Lambda does, builds HTTP API v2 events."""
+"""Runs the real Lambda handlers in-process: loads function code and the layer as Lambda does."""
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import itertools
 import sys
@@ -23,10 +22,17 @@ _module_counter = itertools.count()
 
 
 def put_layers_on_path() -> None:
-    """Lambda extracts layers to /opt/python; locally the layer source folders play that part."""
+    """Lambda extracts layers to /opt/python; locally the layer source folders play that part.
+
+    Functions loaded in this process may serve requests from many threads at once (the local server,
+    concurrency tests), so their resolvers keep the current request per thread (local/threads.py).
+    """
     for path in layer_paths(load_template()):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
+    from local.threads import resolve_per_thread
+
+    resolve_per_thread()
 
 
 def load_function_module(code_uri: Path, handler: str) -> ModuleType:
@@ -101,55 +107,3 @@ class FunctionInstances:
         if create:
             return load_handler(self._code_uri, self._handler)
         return self._idle.get()
-
-
-def http_api_event(
-    *,
-    method: str,
-    path: str,
-    route_key: str,
-    query: dict[str, str] | None = None,
-    raw_query: str = "",
-    headers: dict[str, str] | None = None,
-    body: bytes | None = None,
-    source_ip: str = "127.0.0.1",
-) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event as the service receives it behind AWS_IAM auth."""
-    now = time.time()
-    lowered = {name.lower(): value for name, value in (headers or {}).items()}
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": lowered,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": "127.0.0.1",
-            "domainPrefix": "local",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": lowered.get("user-agent", ""),
-            },
-            "requestId": uuid.uuid4().hex[:16],
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-            "authorizer": {"iam": {"accountId": "123456789012", "userArn": "arn:aws:iam::123456789012:user/local"}},
-        },
-        "isBase64Encoded": False,
-    }
-    if query:
-        event["queryStringParameters"] = query
-    if body:
-        try:
-            event["body"] = body.decode("utf-8")
-        except UnicodeDecodeError:
-            event["body"] = base64.b64encode(body).decode("ascii")
-            event["isBase64Encoded"] = True
-    return event

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+
 from local.lambda_runtime import load_function_module
 from local.template import ROOT, function_code, http_routes, load_template
 
@@ -17,24 +19,30 @@ DESCRIPTION = (
 
 
 def generate() -> dict[str, Any]:
-    """Merge the OpenAPI documents of every HTTP function of the template into one."""
-    document: dict[str, Any] = {}
+    """The OpenAPI document of every HTTP function of the template, merged into one."""
     template = load_template()
+    parts = {}
     for function_id in sorted({route.function_id for route in http_routes(template)}):
         code_uri, handler = function_code(template, function_id)
-        module = load_function_module(code_uri, handler)
-        part = json.loads(module.app.get_openapi_json_schema(title=TITLE, version=_version(), description=DESCRIPTION))
-        if not document:
-            document = part
-            continue
-        document["paths"].update(part.get("paths", {}))
-        document.setdefault("components", {}).setdefault("schemas", {}).update(
-            part.get("components", {}).get("schemas", {})
-        )
+        schema = load_function_module(code_uri, handler).app.get_openapi_schema()
+        parts[function_id] = schema.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return merge(parts)
+
+
+def merge(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One document from each function's own. Powertools' merge refuses a route defined twice; a schema
+    name two functions define differently is refused here (Powertools would keep the last one silently)."""
+    merged = OpenAPIMerge(title=TITLE, version=_version(), description=DESCRIPTION, on_conflict="error")
+    schemas: dict[str, Any] = {}
+    for function_id, part in parts.items():
+        for name, schema in part.get("components", {}).get("schemas", {}).items():
+            if schemas.setdefault(name, schema) != schema:
+                raise ValueError(f"{function_id} defines the schema {name} differently from another function")
+        merged.add_schema(part)
+    document = merged.get_openapi_schema()
     document["paths"] = dict(sorted(document["paths"].items()))
-    schemas = document.get("components", {}).get("schemas")
     if schemas:
-        document["components"]["schemas"] = dict(sorted(schemas.items()))
+        document["components"]["schemas"] = dict(sorted(document["components"]["schemas"].items()))
     return document
 
 

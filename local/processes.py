@@ -95,3 +95,17 @@ def local_server(log_path: Path, endpoint: str | None = None) -> Iterator[str]:
     with child_process(LOCAL_SERVER_COMMAND, log_path, local_server_environment(port, endpoint)) as process:
         wait_until(lambda: answers_http(url), process, log_path, f"local server {url}")
         yield url
+
+
+DYNALITE = ROOT / "tools" / "node_modules" / ".bin" / "dynalite"
+
+
+@contextmanager
+def dynalite_server(log_path: Path, timeout_s: float = 60) -> Iterator[str]:
+    """An in-memory dynalite (DynamoDB without transactions, from npm) on a free port; yields its endpoint."""
+    if not DYNALITE.exists():
+        raise FileNotFoundError(f"{DYNALITE.relative_to(ROOT)} is missing: `cd tools && npm ci` installs it")
+    port = free_port()
+    with child_process([str(DYNALITE), "--host", "127.0.0.1", "--port", str(port)], log_path) as process:
+        wait_until(lambda: accepts_connections(port), process, log_path, "dynalite", timeout_s)
+        yield f"http://127.0.0.1:{port}"

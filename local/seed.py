@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
-
-class Api(Protocol):
-    def call(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None) -> Any: ...
-
+from local.harness import LocalFunctions
 
 DEMO_SEARCHES = [
     ("demo-session-1", "red running shoes", ["shoe-17", "shoe-3", "shoe-88"], ["shoe-3"]),
@@ -31,14 +28,13 @@ def sample_session_body(session_id: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def seed_demo(api: Api) -> str:
+def seed_demo(functions: LocalFunctions) -> str:
     """Register the demo sessions (idempotent: fixed ids) and return the batch they are in."""
     now = int(time.time() * 1000)
     batch_id = ""
     for offset, (session_id, query, results, clicks) in enumerate(DEMO_SEARCHES):
-        status, registration = api.call(
-            "POST",
-            "/session",
+        registered = functions.call(
+            "POST /session",
             body={
                 "session_id": session_id,
                 "search_query": query,
@@ -52,13 +48,12 @@ def seed_demo(api: Api) -> str:
                 "created_at": now - 60_000 + offset,
             },
         )
-        if status != 200:
-            raise RuntimeError(f"seeding {session_id} failed: {status} {registration}")
-        batch_id = batch_id or registration["batch_id"]
+        if registered.status != 200:
+            raise RuntimeError(f"seeding {session_id} failed: {registered.status} {registered.body}")
+        batch_id = batch_id or registered.body["batch_id"]
         if clicks:
-            api.call(
-                "POST",
-                "/session/events",
+            functions.call(
+                "POST /session/events",
                 body={
                     "session_id": session_id,
                     "events": [
@@ -67,10 +62,9 @@ def seed_demo(api: Api) -> str:
                     ],
                 },
             )
-    api.call("POST", "/session/irrelevant", body={"session_id": "demo-session-3"})
-    api.call(
-        "POST",
-        "/session",
+    functions.call("POST /session/irrelevant", body={"session_id": "demo-session-3"})
+    functions.call(
+        "POST /session",
         body={
             "session_id": "demo-payload-search",
             "search_query": {"category": "shoes", "color": "red"},

@@ -12,63 +12,28 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from local.dynamodb import LOCAL_REGION, EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
-from local.lambda_runtime import FunctionInstances, http_api_event
-from local.template import function_environment, http_routes, load_template
+from local.apigateway import http_api_event
+from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
+from local.environment import apply_lambda_environment
+from local.harness import LocalFunctions
 
-# The local endpoint accepts any credentials: placeholders, never real keys.
-LOCAL_ACCESS_KEY_ID = "local"
-LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 # nosec B105
 # API Gateway HTTP APIs accept payloads up to 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 log = logging.getLogger("clickstream.local")
 
 
-@dataclass(frozen=True)
-class _Target:
-    route_key: str
-    function: FunctionInstances
-
-
 class LocalApi:
     """A WSGI application standing in for API Gateway: route -> event -> handler -> HTTP response."""
 
-    def __init__(self, openapi_document: dict[str, Any] | None = None) -> None:
-        template = load_template()
-        pools: dict[str, FunctionInstances] = {}
-        self._routes: dict[tuple[str, str], _Target] = {}
-        for route in http_routes(template):
-            pool = pools.setdefault(
-                route.function_id, FunctionInstances(route.function_id, route.code_uri, route.handler)
-            )
-            route_key = f"{route.method} {route.path}"
-            self._routes[(route.method, route.path)] = _Target(route_key, pool)
+    def __init__(self, functions: LocalFunctions, openapi_document: dict[str, Any] | None = None) -> None:
+        self.functions = functions
         self._openapi = openapi_document
-
-    def call(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None) -> Any:
-        """Invoke a route in-process (used for seeding); returns (status, parsed JSON body)."""
-        target = self._routes[(method, path)]
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"content-type": "application/json"} if payload else {}
-        raw_query = "&".join(f"{key}={value}" for key, value in (query or {}).items())
-        event = http_api_event(
-            method=method,
-            path=path,
-            route_key=target.route_key,
-            query=query,
-            raw_query=raw_query,
-            headers=headers,
-            body=payload,
-        )
-        result = target.function.invoke(event)
-        return result["statusCode"], json.loads(result.get("body") or "null")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -83,8 +48,9 @@ class LocalApi:
     def _respond(self, request: Request) -> Response:
         if request.method == "GET" and request.path == "/openapi.json" and self._openapi is not None:
             return _json(200, self._openapi)
-        target = self._routes.get((request.method, request.path))
-        if target is None:
+        route_key = f"{request.method} {request.path}"
+        function_id = self.functions.routes.get(route_key)
+        if function_id is None:
             return _json(404, {"message": "Not Found"})
         body = request.get_data(cache=False)
         query = {key: ",".join(values) for key, values in request.args.lists()}
@@ -95,7 +61,7 @@ class LocalApi:
         event = http_api_event(
             method=request.method,
             path=request.path,
-            route_key=target.route_key,
+            route_key=route_key,
             query=query or None,
             raw_query=request.query_string.decode("latin-1"),
             headers=headers,
@@ -103,9 +69,9 @@ class LocalApi:
             source_ip=request.remote_addr or "127.0.0.1",
         )
         try:
-            result = target.function.invoke(event)
+            result = self.functions.invoke(function_id, event)
         except Exception:  # an unhandled error in a function: API Gateway answers a bare 500
-            log.error("function %s failed:\n%s", target.function.function_id, traceback.format_exc())
+            log.error("function %s failed:\n%s", function_id, traceback.format_exc())
             return _json(500, {"message": "Internal Server Error"})
         return _http_response(result)
 
@@ -142,31 +108,6 @@ def _http_response(result: dict[str, Any]) -> Response:
     return response
 
 
-def local_environment(endpoint: str) -> dict[str, str]:
-    """The environment the functions get locally: template.yaml's variables, pointed at `endpoint`."""
-    environment = {
-        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
-        # Locally there is no X-Ray daemon and no CloudWatch agent reading metrics from stdout.
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    template = load_template()
-    names = local_table_names()
-    for function_id in sorted({route.function_id for route in http_routes(template)}):
-        environment.update(function_environment(template, function_id, names))
-    return environment
-
-
-def configure_environment(endpoint: str) -> None:
-    """Apply `local_environment`; variables already set (e.g. credentials, limits) win."""
-    for name, value in local_environment(endpoint).items():
-        os.environ.setdefault(name, value)
-    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-
-
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
@@ -180,19 +121,21 @@ def main() -> None:
         where = f"embedded moto DynamoDB ({endpoint})"
     else:
         where = f"DynamoDB at {endpoint}"
-    configure_environment(endpoint)
+    apply_lambda_environment(endpoint)
+    # Locally no CloudWatch agent reads metrics from stdout.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     ensure_tables(dynamodb_client(endpoint), local_table_names())
 
     from local.openapi import generate
 
-    api = LocalApi(openapi_document=generate())
+    api = LocalApi(LocalFunctions(), openapi_document=generate())
     base_url = f"http://{host}:{port}"
     server = make_server(host, port, api, threaded=True)
     print(f"Clickstream API on {base_url}, backed by {where}", flush=True)
     if os.environ.get("SEED", "1") != "0":
         from local.seed import print_walkthrough, seed_demo
 
-        print_walkthrough(base_url, seed_demo(api))
+        print_walkthrough(base_url, seed_demo(api.functions))
     print("Ctrl-C to stop.", flush=True)
     try:
         server.serve_forever()

@@ -1,4 +1,4 @@
-"""`POST /batch/release` (SPEC 2.3), also invoked directly by Step Functions with `{"release_id": ...}`."""
+"""`POST /batch/release` (contract 2.3), also invoked directly by Step Functions with `{"release_id": ...}`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from clickstream.api import build_resolver, error_responses, lambda_entry, ok_response
+from clickstream.api import build_resolver, error_responses, lambda_entry, log_keys, ok_response
 from clickstream.models import Release, ReleaseRequest
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_service
@@ -21,7 +21,9 @@ app = build_resolver()
     summary="Release the collecting batch; idempotent per release_id",
     responses={**ok_response(Release), **error_responses(400, 404, 413, 415, 422, 503)},
 )
+@tracer.capture_method
 def release_batch(request: Annotated[ReleaseRequest, Body()]) -> Release:
+    log_keys(release_id=request.release_id)
     return get_service().release(request.release_id)
 
 
@@ -29,7 +31,7 @@ class InvalidReleaseEvent(ValueError):
     """A direct invocation whose event is not `{"release_id": "<1..256 printable characters>"}`."""
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def release_directly(event: Any, context: LambdaContext) -> dict[str, Any]:
@@ -42,6 +44,7 @@ def release_directly(event: Any, context: LambdaContext) -> dict[str, Any]:
             for problem in error.errors()
         )
         raise InvalidReleaseEvent(f'Expected {{"release_id": "..."}}: {problems}') from None
+    log_keys(release_id=request.release_id)
     return get_service().release(request.release_id).model_dump()
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +16,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.codec import parse_body
@@ -32,9 +30,10 @@ from clickstream.errors import (
     StorageUnavailable,
 )
 from clickstream.models import ErrorBody, ValidationErrorBody
-from clickstream.observability import logger, metrics, tracer
+from clickstream.observability import PowertoolsTelemetry, logger, metrics, tracer
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+_telemetry = PowertoolsTelemetry()
 
 _STATUS: dict[type[ClickstreamError], HTTPStatus] = {
     SessionNotFound: HTTPStatus.NOT_FOUND,
@@ -115,11 +114,13 @@ def _domain_error(error: ClickstreamError) -> Response[Any]:
     if isinstance(error, StorageUnavailable):
         logger.warning("DynamoDB unavailable after retries", exc_info=error.__cause__)
         headers = {"Retry-After": str(error.retry_after_seconds)}
+    elif isinstance(error, ConflictError):
+        _telemetry.rare("ConflictsReturned", f"Answered 409: {error.message}")
     return json_response(status, {"message": error.message}, headers)
 
 
 def _unknown_route(_: NotFoundError) -> Response[Any]:
-    return json_response(HTTPStatus.NOT_FOUND, {"message": "Not found"})
+    return json_response(HTTPStatus.NOT_FOUND, {"message": "Not Found"})
 
 
 def _parse_request_body(text: str | bytes) -> Any:
@@ -131,44 +132,20 @@ def _parse_request_body(text: str | bytes) -> Any:
     return document
 
 
-class _PerThreadResolver(APIGatewayHttpResolver):
-    """Powertools keeps the request being resolved on a class attribute (`BaseRouter.current_event`),
-    shared by every resolver in the process. A Lambda instance resolves one request at a time; the
-    local server resolves many at once in threads, where requests would read each other's events.
-    This resolver keeps the event and context per thread; in Lambda it behaves exactly the same."""
+# Lambda resolves one request per instance at a time, and Powertools keeps the request being resolved on
+# a class attribute. The local server resolves many requests at once in one process; it sets a resolver
+# class that keeps them per thread (local/threads.py) before it loads the functions.
+resolver_class: type[APIGatewayHttpResolver] = APIGatewayHttpResolver
 
-    _per_thread = threading.local()
 
-    @property  # type: ignore[override]
-    def current_event(self) -> APIGatewayProxyEventV2:
-        event: APIGatewayProxyEventV2 = self._per_thread.event
-        return event
-
-    @current_event.setter
-    def current_event(self, value: APIGatewayProxyEventV2) -> None:
-        self._per_thread.event = value
-
-    @property
-    def lambda_context(self) -> LambdaContext:
-        context: LambdaContext = self._per_thread.context
-        return context
-
-    @lambda_context.setter
-    def lambda_context(self, value: LambdaContext) -> None:
-        self._per_thread.context = value
-
-    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        proxy_event = self._to_proxy_event(dict(event))
-        if not isinstance(proxy_event, APIGatewayProxyEventV2):
-            raise TypeError(f"expected an HTTP API event, got {type(proxy_event).__name__}")
-        self.current_event = proxy_event
-        self.lambda_context = context
-        return super().resolve(event, context)
+def log_keys(**ids: str) -> None:
+    """Put the ids a request names (session_id, batch_id, release_id) on every log line it writes."""
+    logger.thread_safe_append_keys(**ids)
 
 
 def build_resolver() -> APIGatewayHttpResolver:
     """A resolver with request validation and the service's error mapping (the one place for it)."""
-    app = _PerThreadResolver(enable_validation=True, json_body_deserializer=_parse_request_body)
+    app = resolver_class(enable_validation=True, json_body_deserializer=_parse_request_body)
 
     def unexpected(error: Exception) -> Response[Any]:
         # A bug: log it whole, tell the caller only which request to quote.
@@ -225,7 +202,7 @@ def _undecodable_body(event: dict[str, Any]) -> bool:
 def lambda_entry(app: APIGatewayHttpResolver) -> Handler:
     """The Lambda handler of an HTTP function: correlation id in logs, traced, metrics flushed."""
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

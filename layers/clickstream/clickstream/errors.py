@@ -57,3 +57,7 @@ class StorageUnavailable(ClickstreamError):
 
 class ConflictError(ClickstreamError):
     """State that another call keeps changing; retrying the same call is safe."""
+
+
+class TimestampOutsideWindow(InvalidField):
+    """A client timestamp outside [now - past, now + future] (contract 4)."""

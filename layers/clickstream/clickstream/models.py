@@ -1,4 +1,4 @@
-"""The service's data shapes: what callers send and what they get back (SPEC sections 2 to 4).
+"""The service's data shapes: what callers send and what they get back (contract sections 2 to 4).
 
 Inputs are strict: a number sent as a string or a bool sent as a number is a 422, never coerced.
 Unknown fields are ignored, so EmbeddingStudio clients that send extra fields keep working.

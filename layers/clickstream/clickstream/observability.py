@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
+AnyCallable = TypeVar("AnyCallable", bound=Callable[..., Any])
+
 
 class HandlerTracer(Protocol):
-    """The part of Powertools' Tracer the handlers use."""
+    """The part of Powertools' Tracer the service uses."""
 
     def capture_lambda_handler(
         self,
@@ -26,6 +28,20 @@ class HandlerTracer(Protocol):
         capture_response: bool | None = None,
         capture_error: bool | None = None,
     ) -> Callable[..., Any]: ...
+
+    @overload
+    def capture_method(self, method: AnyCallable) -> AnyCallable: ...
+
+    @overload
+    def capture_method(
+        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[AnyCallable], AnyCallable]: ...
+
+
+def _as_is(function: Callable[..., Any] | None) -> Callable[..., Any]:
+    if function is None:  # used with arguments, as @tracer.capture_method(capture_response=False)
+        return lambda undecorated: undecorated
+    return function
 
 
 class UntracedHandlers:
@@ -37,9 +53,23 @@ class UntracedHandlers:
         capture_response: bool | None = None,
         capture_error: bool | None = None,
     ) -> Callable[..., Any]:
-        if lambda_handler is None:  # used as @tracer.capture_lambda_handler(...)
-            return lambda handler: handler
-        return lambda_handler
+        return _as_is(lambda_handler)
+
+    @overload
+    def capture_method(self, method: AnyCallable) -> AnyCallable: ...
+
+    @overload
+    def capture_method(
+        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[AnyCallable], AnyCallable]: ...
+
+    def capture_method(
+        self,
+        method: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        return _as_is(method)
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -63,8 +93,8 @@ tracer = _tracer()
 metrics = Metrics()
 
 
-class MetricsRecorder:
-    """The domain's `Recorder`, backed by CloudWatch embedded metrics."""
+class PowertoolsTelemetry:
+    """The domain's `Telemetry`: CloudWatch embedded metrics, and structured logs with the ids as keys."""
 
     def count(self, name: str, value: int = 1, **dimensions: str) -> None:
         if not dimensions:
@@ -76,3 +106,7 @@ class MetricsRecorder:
         ) as metric:
             for key, dimension in dimensions.items():
                 metric.add_dimension(name=key, value=dimension)
+
+    def rare(self, name: str, message: str, **ids: str | int) -> None:
+        logger.warning(message, extra={"recovery": name, **ids})
+        self.count(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from clickstream.observability import MetricsRecorder
+from clickstream.observability import PowertoolsTelemetry
 from clickstream.service import Clickstream
 from clickstream.settings import get_settings
 from clickstream.storage import Storage
@@ -20,7 +20,7 @@ def get_service() -> Clickstream:
             service = _instances.get("service")
             if service is None:
                 settings = get_settings()
-                service = Clickstream(Storage.from_settings(settings), settings, recorder=MetricsRecorder())
+                service = Clickstream(Storage.from_settings(settings), settings, telemetry=PowertoolsTelemetry())
                 _instances["service"] = service
     return service
 

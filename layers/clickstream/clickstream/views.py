@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clickstream.codec import encode_json
-from clickstream.storage import StoredEvent, StoredSession
+from clickstream.records import StoredEvent, StoredSession
 
 _BOOL = {True: "true", False: "false"}
 

@@ -1,0 +1,26 @@
+"""What every protocol of the domain works with, built once per container."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from clickstream.concurrency import Fanout
+from clickstream.domain.rules import Clock, now_ms
+from clickstream.domain.telemetry import Silent, Telemetry
+from clickstream.settings import Settings
+
+if TYPE_CHECKING:
+    from clickstream.storage import Storage
+
+
+@dataclass(frozen=True)
+class Context:
+    storage: Storage
+    settings: Settings
+    fanout: Fanout
+    telemetry: Telemetry = field(default_factory=Silent)
+    clock: Clock = now_ms
+    sleep: Callable[[float], None] = time.sleep

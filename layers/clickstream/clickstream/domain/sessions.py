@@ -1,0 +1,49 @@
+"""The small routes on one session (contract 3): events, the irrelevant mark, reading it back."""
+
+from __future__ import annotations
+
+from clickstream.domain.context import Context
+from clickstream.domain.registration import Registrar
+from clickstream.domain.rules import InputRules
+from clickstream.errors import SessionNotFound
+from clickstream.models import EventsAdded, IrrelevantMark, NewEvent
+from clickstream.records import StoredSession
+from clickstream.views import render_session
+
+
+class Sessions:
+    def __init__(self, context: Context, registrar: Registrar) -> None:
+        self._storage = context.storage
+        self._fanout = context.fanout
+        self._telemetry = context.telemetry
+        self._clock = context.clock
+        self._registrar = registrar
+        self._rules = InputRules(context.settings)
+
+    def add_events(self, session_id: str, events: list[NewEvent]) -> EventsAdded:
+        """Store each event once per (session_id, event_id) (guarantee 5.5): the put is conditional."""
+        stored = self._rules.events(events, self._clock())
+        self._registrar.confirm(session_id)
+        written = self._fanout.map(lambda event: self._storage.events.put(session_id, event), stored)
+        accepted = sum(written)
+        self._telemetry.count("EventsAccepted", accepted)
+        return EventsAdded(session_id=session_id, accepted=accepted, duplicates=len(events) - accepted)
+
+    def mark_irrelevant(self, session_id: str) -> IrrelevantMark:
+        batch_id, number = self._registrar.confirm(session_id)
+        if not self._storage.sessions.set_irrelevant(batch_id, number):
+            raise SessionNotFound(session_id)
+        return IrrelevantMark(session_id=session_id)
+
+    def session_json(self, session_id: str, events_limit: int) -> str:
+        """`GET /session`: the session with its batch_id and first `events_limit` events, as response text."""
+        session = self.stored(session_id)
+        events = self._storage.events.first(session_id, events_limit)
+        return render_session(session, events, with_batch_id=True)
+
+    def stored(self, session_id: str) -> StoredSession:
+        """A registered session as stored; SessionNotFound when there is none."""
+        session = self._storage.sessions.get_session(*self._registrar.confirm(session_id))
+        if session is None:
+            raise SessionNotFound(session_id)
+        return session

@@ -1,0 +1,58 @@
+"""Every DynamoDB call of the service, one gateway per table or aggregate. Nothing above imports boto3.
+
+The gateways share one client and its conventions (`plumbing`); the domain reaches them through
+`Storage`, built once per container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from clickstream.settings import Settings
+from clickstream.storage.claims import Claims
+from clickstream.storage.events import Events
+from clickstream.storage.plumbing import Dynamo, new_client
+from clickstream.storage.pointer import CollectingPointer
+from clickstream.storage.releases import Releases
+from clickstream.storage.sessions import SessionSlots
+from clickstream.storage.tasks import Tasks
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The service's tables, as gateways over one shared client."""
+
+    dynamo: Dynamo
+    claims: Claims
+    pointer: CollectingPointer
+    releases: Releases
+    sessions: SessionSlots
+    events: Events
+    tasks: Tasks
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        return cls.over(Dynamo(new_client(settings)), settings)
+
+    @classmethod
+    def over(cls, dynamo: Dynamo, settings: Settings) -> Storage:
+        return cls(
+            dynamo=dynamo,
+            claims=Claims(dynamo, settings.session_ids_table),
+            pointer=CollectingPointer(dynamo, settings.batches_table),
+            releases=Releases(dynamo, settings.batches_table),
+            sessions=SessionSlots(dynamo, settings.sessions_table),
+            events=Events(dynamo, settings.events_table),
+            tasks=Tasks(dynamo, settings.tasks_table),
+        )
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self.dynamo.client
+
+
+__all__ = ["Storage"]

@@ -1,0 +1,71 @@
+"""EventsTable: events keyed by (session_id, event_id), with the local index `by_created_at` for time order.
+
+DynamoDB calls: PutItem and Query on EventsTable; Query on its index by_created_at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clickstream.records import StoredEvent
+from clickstream.storage.plumbing import Dynamo, Item, n, optional_s, s
+
+EVENTS_BY_TIME_INDEX = "by_created_at"
+
+
+def chronological_key(created_at: int, event_id: str) -> str:
+    """Sort key of the events-by-time index: orders by created_at, then event_id (UTF-8 byte order)."""
+    return f"{created_at:013d}#{event_id}"
+
+
+def _event(item: Item) -> StoredEvent:
+    return StoredEvent(
+        event_id=item["event_id"]["S"],
+        object_id=item["object_id"]["S"],
+        event_type=item["event_type"]["S"],
+        created_at=int(item["created_at"]["N"]),
+        meta=optional_s(item, "meta"),
+    )
+
+
+class Events:
+    def __init__(self, dynamo: Dynamo, table: str) -> None:
+        self._dynamo = dynamo
+        self._table = table
+
+    def put(self, session_id: str, event: StoredEvent) -> bool:
+        """Store an event once; False when its event_id is already stored for the session."""
+        item: Item = {
+            "session_id": s(session_id),
+            "event_id": s(event.event_id),
+            "chrono": s(chronological_key(event.created_at, event.event_id)),
+            "object_id": s(event.object_id),
+            "event_type": s(event.event_type),
+            "created_at": n(event.created_at),
+        }
+        if event.meta is not None:
+            item["meta"] = s(event.meta)
+        return self._dynamo.put_new(self._table, item, "event_id")
+
+    def first(self, session_id: str, limit: int) -> list[StoredEvent]:
+        """The first `limit` events of a session in time order; reads no further than that."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": EVENTS_BY_TIME_INDEX,
+            "KeyConditionExpression": "session_id = :session",
+            "ExpressionAttributeValues": {":session": s(session_id)},
+            "ConsistentRead": True,
+        }
+        return [_event(item) for item in self._dynamo.query(request, total=max(limit, 0))]
+
+    def exist_for(self, session_id: str) -> bool:
+        response = self._dynamo.call(
+            "query",
+            TableName=self._table,
+            KeyConditionExpression="session_id = :session",
+            ExpressionAttributeValues={":session": s(session_id)},
+            ProjectionExpression="event_id",
+            Limit=1,
+            ConsistentRead=True,
+        )
+        return bool(response.get("Items"))

@@ -1,0 +1,85 @@
+"""Release records (`release#<id>`) and released-batch records (`batch#<id>`) in BatchesTable.
+
+DynamoDB calls: GetItem, PutItem, UpdateItem on BatchesTable.
+"""
+
+from __future__ import annotations
+
+from clickstream.records import BatchRecord, ReleaseRecord
+from clickstream.storage.plumbing import Dynamo, n, optional_n, s
+
+
+def release_key(release_id: str) -> str:
+    return f"release#{release_id}"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"batch#{batch_id}"
+
+
+class Releases:
+    def __init__(self, dynamo: Dynamo, table: str) -> None:
+        self._dynamo = dynamo
+        self._table = table
+
+    def bind(self, release_id: str, batch_id: str, released_at: int, last_number: int) -> ReleaseRecord:
+        """Attach `release_id` to `batch_id` once; returns the binding that holds (maybe an older one)."""
+        item = {
+            "pk": s(release_key(release_id)),
+            "release_id": s(release_id),
+            "batch_id": s(batch_id),
+            "released_at": n(released_at),
+            "last_number": n(last_number),
+        }
+        self._dynamo.put_new(self._table, item, "pk")
+        record = self.get_release(release_id)
+        if record is None:  # written above or earlier, and never deleted
+            raise RuntimeError(f"release {release_id} vanished after it was bound")
+        return record
+
+    def get_release(self, release_id: str) -> ReleaseRecord | None:
+        item = self._dynamo.get(self._table, {"pk": s(release_key(release_id))})
+        if item is None:
+            return None
+        return ReleaseRecord(
+            release_id=release_id,
+            batch_id=item["batch_id"]["S"],
+            released_at=int(item["released_at"]["N"]),
+            last_number=int(item["last_number"]["N"]),
+            session_count=optional_n(item, "session_count"),
+        )
+
+    def put_batch_record(self, release: ReleaseRecord) -> None:
+        """The released batch's record; written before the pointer goes, so the batch is always findable."""
+        item = {
+            "pk": s(batch_key(release.batch_id)),
+            "batch_id": s(release.batch_id),
+            "release_id": s(release.release_id),
+            "released_at": n(release.released_at),
+            "last_number": n(release.last_number),
+        }
+        self._dynamo.put_new(self._table, item, "pk")
+
+    def get_batch_record(self, batch_id: str) -> BatchRecord | None:
+        item = self._dynamo.get(self._table, {"pk": s(batch_key(batch_id))})
+        if item is None:
+            return None
+        return BatchRecord(
+            batch_id=batch_id,
+            release_id=item["release_id"]["S"],
+            released_at=int(item["released_at"]["N"]),
+            last_number=int(item["last_number"]["N"]),
+            session_count=optional_n(item, "session_count"),
+        )
+
+    def record_session_count(self, release: ReleaseRecord, session_count: int) -> None:
+        """Mark the batch settled: both records carry the final count. Repeatable."""
+        for key in (batch_key(release.batch_id), release_key(release.release_id)):
+            self._dynamo.call(
+                "update_item",
+                TableName=self._table,
+                Key={"pk": s(key)},
+                UpdateExpression="SET session_count = :count",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":count": n(session_count)},
+            )

@@ -1,0 +1,36 @@
+"""The environment the functions get locally: template.yaml's variables, local tables, local credentials."""
+
+from __future__ import annotations
+
+import os
+
+from local.dynamodb import LOCAL_REGION, local_table_names
+from local.template import function_environment, load_template, resources_of_type
+
+# Local endpoints accept any credentials: placeholders, never real keys.
+LOCAL_ACCESS_KEY_ID = "local"
+LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 # nosec B105
+
+
+def lambda_environment(dynamodb_endpoint: str | None) -> dict[str, str]:
+    """Every function's variables from template.yaml (tables named as locally), with local credentials."""
+    template = load_template()
+    names = local_table_names()
+    environment = {
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+    }
+    if dynamodb_endpoint:
+        environment["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
+    for function_id in sorted(resources_of_type(template, "AWS::Serverless::Function")):
+        environment.update(function_environment(template, function_id, names))
+    return environment
+
+
+def apply_lambda_environment(dynamodb_endpoint: str) -> None:
+    """Set `lambda_environment` in this process; what is already set (a limit, credentials) wins."""
+    for name, value in lambda_environment(dynamodb_endpoint).items():
+        os.environ.setdefault(name, value)
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint

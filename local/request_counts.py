@@ -1,0 +1,217 @@
+"""DynamoDB requests per API call: the counter, the fixed scenario, and the table that documents it.
+
+`make bench` runs the scenario and writes the table into bench/RESULTS.md; the request-count test runs
+it again on fresh tables and fails when a case issues more requests than the table says.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from local.apigateway import HttpResult
+from local.seed import sample_session_body
+
+if TYPE_CHECKING:
+    from botocore.model import OperationModel
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+# A JSON call to a route ("POST /session") with a body or query, answered as the function answers it.
+Call = Callable[..., HttpResult]
+
+COUNTS_START = "<!-- request-counts:start -->"
+COUNTS_END = "<!-- request-counts:end -->"
+SESSIONS = 10
+EVENTS_PER_SESSION = 3
+
+
+class ScenarioError(AssertionError):
+    """A step of the scenario did not answer as the scenario expects (the counts would mean nothing)."""
+
+
+class RequestCounter:
+    """Counts the DynamoDB API calls a client makes (botocore `before-call` events, any thread)."""
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self._client = client
+        self._operations: list[str] = []
+        self._lock = threading.Lock()
+        self._unique_id = f"request-counter-{id(self)}"
+        client.meta.events.register("before-call.dynamodb", self._on_call, unique_id=self._unique_id)
+
+    def _on_call(self, model: OperationModel, **_: Any) -> None:
+        with self._lock:
+            self._operations.append(model.name)
+
+    @contextmanager
+    def counting(self) -> Iterator[list[str]]:
+        """Yields a list that holds, after the block, the operations issued inside it."""
+        with self._lock:
+            start = len(self._operations)
+        issued: list[str] = []
+        yield issued
+        with self._lock:
+            issued.extend(self._operations[start:])
+
+    def close(self) -> None:
+        self._client.meta.events.unregister("before-call.dynamodb", unique_id=self._unique_id)
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str
+    route: str
+    description: str
+    requests: int
+    operations: str
+
+
+def _describe(operations: list[str]) -> str:
+    counts = Counter(operations)
+    return ", ".join(f"{name} x{count}" if count > 1 else name for name, count in sorted(counts.items()))
+
+
+class Scenario:
+    """Every route, driven once or more on FRESH tables; each case keeps the most requests it took."""
+
+    def __init__(self, send: Call, counter: RequestCounter, prefix: str) -> None:
+        self._send = send
+        self._counter = counter
+        self._prefix = prefix
+        self.cases: dict[str, Case] = {}
+        self.sessions = [f"{prefix}-s{index}" for index in range(SESSIONS)]
+        self.quiet = f"{prefix}-quiet"  # a session without events
+        self.batch_id = ""
+
+    def call(
+        self,
+        case_id: str,
+        route: str,
+        description: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        expect: int = 200,
+    ) -> Any:
+        with self._counter.counting() as issued:
+            result = self._send(route, body=body, query=query)
+        if result.status != expect:
+            raise ScenarioError(f"{case_id}: {route} answered {result.status}, expected {expect}: {result.body}")
+        previous = self.cases.get(case_id)
+        if previous is None or len(issued) > previous.requests:
+            self.cases[case_id] = Case(case_id, route, description, len(issued), _describe(issued))
+        return result.body
+
+    def register(self) -> None:
+        first = self.sessions[0]
+        opened = self.call(
+            "register_opens_batch", "POST /session", "first session: opens a batch", body=sample_session_body(first)
+        )
+        self.batch_id = opened["batch_id"]
+        for session_id in [*self.sessions[1:], self.quiet]:
+            self.call("register", "POST /session", "new session, batch open", body=sample_session_body(session_id))
+        self.call("register_repeat", "POST /session", "same session_id again", body=sample_session_body(first))
+
+    def add_events(self) -> None:
+        route = "POST /session/events"
+        for session_id in self.sessions:
+            body = {"session_id": session_id, "events": _clicks(session_id)}
+            self.call("add_events", route, f"{EVENTS_PER_SESSION} new events", body=body)
+        retried = {"session_id": self.sessions[0], "events": _clicks(self.sessions[0])}
+        self.call("add_events_retry", route, f"the same {EVENTS_PER_SESSION} events again", body=retried)
+
+    def read_and_schedule(self) -> None:
+        first = self.sessions[0]
+        self.call(
+            "mark_irrelevant", "POST /session/irrelevant", "registered session", body={"session_id": self.sessions[1]}
+        )
+        self.call(
+            "get_session", "GET /session", f"session with {EVENTS_PER_SESSION} events", query={"session_id": first}
+        )
+        self.call(
+            "get_session_unknown", "GET /session", "unknown session: 404", query={"session_id": "nobody"}, expect=404
+        )
+        use = "POST /session/use-for-improvement"
+        self.call("use_scheduled", use, "session with events: scheduled", body={"session_id": first})
+        self.call("use_pending", use, "again while pending: same task", body={"session_id": first})
+        self.call("use_skipped", use, "session without events: skipped", body={"session_id": self.quiet})
+
+    def page(self, case_id: str, description: str, *, expect: int = 200, **query: str) -> None:
+        self.call(
+            case_id, "GET /batch/sessions", description, query={"batch_id": self.batch_id, **query}, expect=expect
+        )
+
+    def page_and_release(self) -> None:
+        total = SESSIONS + 1
+        self.page(
+            "page_full", f"limit {SESSIONS} of {total} sessions, {EVENTS_PER_SESSION} events each", limit=str(SESSIONS)
+        )
+        self.page("page_last", "last page (1 session)", after_number=str(SESSIONS), limit=str(SESSIONS))
+        self.page("page_past_end", "after the last session, batch collecting", after_number=str(total))
+        self.call(
+            "page_unknown_batch",
+            "GET /batch/sessions",
+            "unknown batch: 404",
+            query={"batch_id": "b-unknown"},
+            expect=404,
+        )
+        release = "POST /batch/release"
+        release_id = f"{self._prefix}-r1"
+        self.call("release", release, f"release a batch of {total} sessions", body={"release_id": release_id})
+        self.call("release_repeat", release, "same release_id again", body={"release_id": release_id})
+        self.page("page_past_end_released", "after the last session, batch released", after_number=str(total))
+
+
+def _clicks(session_id: str) -> list[dict[str, str]]:
+    return [{"event_id": f"{session_id}-e{n}", "object_id": "shoe-17"} for n in range(EVENTS_PER_SESSION)]
+
+
+def run_scenario(send: Call, counter: RequestCounter, prefix: str = "scn") -> list[Case]:
+    """Drive every route once or more on FRESH tables; the requests of each case (max over repeats).
+
+    `send` is `LocalFunctions.call`: route, then `body=` or `query=`.
+    """
+    scenario = Scenario(send, counter, prefix)
+    scenario.register()
+    scenario.add_events()
+    scenario.read_and_schedule()
+    scenario.page_and_release()
+    return list(scenario.cases.values())
+
+
+def counts_table(cases: list[Case]) -> str:
+    """The documented table, between markers so tests can find it."""
+    lines = [
+        COUNTS_START,
+        "| Case | Route | Scenario step | DynamoDB requests | Operations |",
+        "|---|---|---|---:|---|",
+        *(
+            f"| `{case.case_id}` | `{case.route}` | {case.description} | {case.requests} | {case.operations} |"
+            for case in cases
+        ),
+        COUNTS_END,
+    ]
+    return "\n".join(lines)
+
+
+_ROW = re.compile(r"^\|\s*`(?P<case>[a-z0-9_]+)`\s*\|[^|]*\|[^|]*\|\s*(?P<requests>\d+)\s*\|")
+
+
+def documented_counts(markdown: str) -> dict[str, int]:
+    """Parse the table `counts_table` wrote: case id -> documented DynamoDB requests."""
+    start, end = markdown.find(COUNTS_START), markdown.find(COUNTS_END)
+    if start < 0 or end < start:
+        raise ValueError("no request-counts table (markers missing)")
+    documented: dict[str, int] = {}
+    for line in markdown[start:end].splitlines():
+        match = _ROW.match(line.strip())
+        if match:
+            documented[match["case"]] = int(match["requests"])
+    if not documented:
+        raise ValueError("request-counts table has no rows")
+    return documented

@@ -1,0 +1,94 @@
+"""Paging a batch (contract 2.2) on the domain: order, exactly once, the size cap, bounded reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from clickstream.domain.rules import MAX_RESPONSE_BYTES
+from clickstream.errors import BatchNotFound
+from clickstream.models import NewEvent
+from clickstream.service import Clickstream
+from clickstream.storage import Storage
+from tests.support.domain import all_sessions, new_session, page
+
+
+def test_paging_visits_every_session_exactly_once_in_order(service: Clickstream) -> None:
+    registrations = [service.register(new_session()) for _ in range(24)]
+    ids = [registration.session_id for registration in registrations]
+    batch_id = registrations[0].batch_id
+    for limit in (1, 5, 10, 24, 1000):
+        sessions = all_sessions(service, batch_id, limit)
+        assert [s["session_id"] for s in sessions] == ids
+        assert [s["session_number"] for s in sessions] == list(range(1, 25))
+
+
+def test_last_number_and_has_more_are_exact(service: Clickstream) -> None:
+    batch_id = ""
+    for _ in range(4):
+        batch_id = service.register(new_session()).batch_id
+    assert {k: v for k, v in page(service, batch_id, 0, 2).items() if k != "sessions"} == {
+        "batch_id": batch_id,
+        "last_number": 2,
+        "has_more": True,
+    }
+    last = page(service, batch_id, 2, 2)
+    assert (last["last_number"], last["has_more"]) == (4, False)
+    beyond = page(service, batch_id, 4, 2)
+    assert (beyond["last_number"], beyond["has_more"], beyond["sessions"]) == (None, False, [])
+
+
+def test_an_unknown_batch_is_not_found_but_an_empty_page_of_a_known_batch_is_fine(service: Clickstream) -> None:
+    with pytest.raises(BatchNotFound):
+        page(service, "b-unknown")
+    batch_id = service.register(new_session()).batch_id
+    assert page(service, batch_id, after=99)["sessions"] == []
+    service.release("release-p")
+    assert page(service, batch_id, after=99)["sessions"] == []
+
+
+def test_a_page_never_exceeds_five_megabytes_and_paging_goes_on(service: Clickstream) -> None:
+    # Eighteen sessions of ~300 KB each: about 5.4 MB, more than one response may carry.
+    blob = "x" * 300_000
+    batch_id = ""
+    for _ in range(18):
+        batch_id = service.register(new_session(search_meta={"blob": blob})).batch_id
+    text = service.batch_page_json(batch_id, 0, 1000, 0)
+    assert len(text.encode()) <= MAX_RESPONSE_BYTES
+    first = json.loads(text)
+    assert first["has_more"] is True
+    assert first["last_number"] == len(first["sessions"]) < 18
+    rest = page(service, batch_id, first["last_number"], 1000, 0)
+    assert [s["session_number"] for s in first["sessions"] + rest["sessions"]] == list(range(1, 19))
+    assert rest["has_more"] is False
+
+
+def test_a_page_cut_by_the_size_cap_reads_little_beyond_what_it_returns(service: Clickstream, storage: Storage) -> None:
+    """Six sessions of ~1.2 MB of events each: a page holds four; the rest are not read in full."""
+    read_bytes: list[int] = []
+
+    def count(http_response: Any, **_: Any) -> None:
+        read_bytes.append(len(http_response.content))
+
+    batch_id = ""
+    meta = {"note": "x" * 3_900}
+    for n in range(6):
+        registration = service.register(new_session(f"sess-big-{n}"))
+        batch_id = registration.batch_id
+        service.add_events(
+            registration.session_id,
+            [NewEvent(event_id=f"m{k:03d}", object_id="o", meta=meta) for k in range(300)],
+        )
+    storage.client.meta.events.register("after-call.dynamodb.Query", count)
+    try:
+        text = service.batch_page_json(batch_id, 0, 6, 1000)
+    finally:
+        storage.client.meta.events.unregister("after-call.dynamodb.Query", count)
+    page = json.loads(text)
+    assert page["has_more"] is True
+    assert 1 <= len(page["sessions"]) < 6
+    assert len(text.encode()) <= MAX_RESPONSE_BYTES
+    # The sessions returned plus at most one more are read, not all six (~7.2 MB).
+    assert sum(read_bytes) < len(text.encode()) + 1.5e6

@@ -1,0 +1,123 @@
+"""Registration (contract 3.1; guarantees 5.1, 5.2) on the domain over the template's tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from clickstream.errors import ConflictError, InvalidField, PayloadTooLarge
+from clickstream.models import NewEvent
+from clickstream.records import StoredSession
+from clickstream.service import Clickstream
+from clickstream.storage import Storage
+from tests.support import now_ms
+from tests.support.domain import DOCUMENT_KEYS, all_sessions, click, new_session
+
+
+def test_sessions_are_numbered_one_two_three_in_the_collecting_batch(service: Clickstream) -> None:
+    registrations = [service.register(new_session()) for _ in range(3)]
+    assert [r.session_number for r in registrations] == [1, 2, 3]
+    assert len({r.batch_id for r in registrations}) == 1
+
+
+def test_registering_the_same_session_id_again_returns_the_first_registration(service: Clickstream) -> None:
+    first = service.register(new_session("sess-1", search_query="first"))
+    again = service.register(new_session("sess-1", search_query="second"))
+    assert again == first
+    stored = json.loads(service.session_json("sess-1", 10))
+    assert stored["search_query"] == "first"
+    assert service.register(new_session()).session_number == 2
+
+
+def test_a_session_registered_after_a_release_opens_a_new_batch(service: Clickstream) -> None:
+    first = service.register(new_session())
+    service.release("release-1")
+    second = service.register(new_session())
+    assert second.batch_id != first.batch_id
+    assert second.session_number == 1
+
+
+def test_a_session_too_large_for_one_item_is_refused(service: Clickstream) -> None:
+    huge = new_session(search_meta={"blob": "x" * 360_000})
+    with pytest.raises(PayloadTooLarge, match="session"):
+        service.register(huge)
+
+
+def test_search_query_may_be_a_json_object_and_is_returned_as_sent(service: Clickstream) -> None:
+    query = {"text": "shoes", "filters": {"size": [42, 43]}, "boost": 1.5}
+    service.register(new_session("sess-q", search_query=query, payload_filter={"must": []}))
+    stored = json.loads(service.session_json("sess-q", 0))
+    assert stored["search_query"] == query
+    assert stored["payload_filter"] == {"must": []}
+    assert stored["events"] == []
+
+
+def test_sizes_are_counted_as_lambda_carries_them(service: Clickstream) -> None:
+    """Quotes and non-ASCII text grow when the body travels as a JSON string; the caps count that."""
+    service.register(new_session("sess-w"))
+    quoted_meta = {"raw": '{"a":"b"}' * 300}  # 3.9 KB stored (under 4.5 KB), 6.3 KB as Lambda carries it
+    with pytest.raises(PayloadTooLarge, match=r"events\[0\]"):
+        service.add_events("sess-w", [NewEvent(event_id="e1", object_id="o", meta=quoted_meta)])
+    with pytest.raises(PayloadTooLarge, match="session"):
+        service.register(new_session(search_meta={"text": "検索" * 33_000}))  # 198 KB UTF-8, 396 KB escaped
+
+
+def test_a_retry_after_the_timestamp_window_returns_the_first_registration(storage: Storage, settings: Any) -> None:
+    """The same POST /session sent again a day later: its created_at is stale now, the answer is the same."""
+    registered_at = now_ms()
+    first_day = Clickstream(storage, settings, clock=lambda: registered_at)
+    body = new_session("sess-retry", created_at=registered_at - 1_000)
+    first = first_day.register(body)
+    next_day = Clickstream(storage, settings, clock=lambda: registered_at + 24 * 3_600_000)
+    assert next_day.register(body) == first
+    with pytest.raises(InvalidField, match="created_at"):
+        next_day.register(new_session("sess-new", created_at=registered_at - 1_000))
+
+
+def test_a_session_written_by_a_registration_that_stopped_there_is_usable(
+    service: Clickstream, storage: Storage
+) -> None:
+    """The registration wrote the session, then died before marking its claim: the session is in the batch
+    (paging shows it), so reading it, adding events and scheduling it work without a client retry."""
+    registration = service.register(new_session("sess-first"))
+    storage.claims.claim("sess-stopped", "token-1", now_ms())
+    batch_id, number = storage.pointer.next_number()
+    assert storage.claims.assign_slot("sess-stopped", "token-1", batch_id, number)
+    first = json.loads(service.session_json("sess-first", 0))
+    assert first["session_number"] == registration.session_number
+    assert storage.sessions.put_session(
+        StoredSession(
+            batch_id=batch_id,
+            session_number=number,
+            session_id="sess-stopped",
+            created_at=now_ms(),
+            user_id=None,
+            is_irrelevant=False,
+            is_payload_search=False,
+            document=json.dumps({key: first[key] for key in DOCUMENT_KEYS}),
+        )
+    )
+    assert [s["session_id"] for s in all_sessions(service, batch_id, 10)] == ["sess-first", "sess-stopped"]
+    assert json.loads(service.session_json("sess-stopped", 10))["session_number"] == number
+    assert service.add_events("sess-stopped", [click("e1")]).accepted == 1
+    assert service.use_for_improvement("sess-stopped").status == "scheduled"
+    assert service.register(new_session("sess-stopped")).session_number == number
+
+
+def test_a_retry_that_breaks_another_rule_is_refused_even_for_a_registered_session(service: Clickstream) -> None:
+    """Only a stale timestamp is forgiven on a retry (the client sent it long ago); any other broken rule is
+    the body's fault and answered as such, registered or not."""
+    service.register(new_session("sess-kept"))
+    with pytest.raises(InvalidField, match="search_meta"):
+        service.register(new_session("sess-kept", search_meta={"score": float("inf")}))
+
+
+def test_a_slot_found_empty_after_a_refused_write_is_a_conflict_not_a_loop(
+    service: Clickstream, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots are never emptied, so this means the table changed under the registration: 409, retry-safe."""
+    monkeypatch.setattr(storage.sessions, "put_session", lambda session: False)
+    with pytest.raises(ConflictError, match="inconsistent"):
+        service.register(new_session("sess-odd"))

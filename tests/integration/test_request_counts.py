@@ -1,0 +1,34 @@
+"""A regression guard that is a count, not a timing: DynamoDB requests per API call.
+
+The budget is the table in bench/RESULTS.md, which `make bench` measures with the same scenario
+(local/request_counts.py). A change that makes a route issue more requests fails here until the table
+is regenerated, so the rise shows in that file's diff.
+"""
+
+from __future__ import annotations
+
+from clickstream import runtime
+from local.request_counts import RequestCounter, documented_counts, run_scenario
+from local.template import ROOT
+from tests.conftest import local_functions
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def test_no_call_issues_more_dynamodb_requests_than_documented(tables: dict[str, str]) -> None:
+    documented = documented_counts(RESULTS.read_text(encoding="utf-8"))
+    counter = RequestCounter(runtime.get_service().storage.client)
+    try:
+        cases = run_scenario(local_functions().call, counter)
+    finally:
+        counter.close()
+
+    undocumented = sorted(case.case_id for case in cases if case.case_id not in documented)
+    assert not undocumented, f"cases missing from bench/RESULTS.md (run `make bench`): {undocumented}"
+    over = [
+        f"{case.case_id} ({case.route}): {case.requests} requests [{case.operations}], "
+        f"documented {documented[case.case_id]}"
+        for case in cases
+        if case.requests > documented[case.case_id]
+    ]
+    assert not over, "more DynamoDB requests than bench/RESULTS.md documents:\n" + "\n".join(over)

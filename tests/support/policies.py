@@ -1,0 +1,107 @@
+"""The permissions each role of template.yaml should hold, written from the code, and a reader for them.
+
+The expected grants follow each function's routes through the domain into the storage gateways it uses
+(each gateway module lists its DynamoDB calls), not the template, so widening a policy or calling
+DynamoDB in a new way fails until both agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from local.template import Intrinsic
+
+Grants = dict[str, set[str]]  # resource ("SessionsTable", "EventsTable/index/by_created_at") -> actions
+
+EVENTS_BY_TIME = "EventsTable/index/by_created_at"
+
+# Which DynamoDB calls each function makes, following its routes through the domain into the gateways:
+#   Collection: register (claim/take over/assign/mark the session id; number on the pointer, open a batch,
+#     finish a stalled release's hand-over: bind release, batch record, delete or unseal the pointer; put the
+#     session, read its slot), add_events (session id, put events), mark_irrelevant (session id, update the
+#     session), GET /session (session id, session, first events through the time index).
+#   UseForImprovement: session id and session, has_events (Query on the table), put/get the task.
+#   BatchSessions: sessions_after (Query), first_events (index Query), batch record and pointer reads.
+#   BatchRelease: release record and pointer (get/seal/unseal/delete), bind release, batch record and count,
+#     settle: slots (Query), tombstones (conditional put, then a read of the slot when it is taken).
+EXPECTED_GRANTS: dict[str, Grants] = {
+    "CollectionFunction": {
+        "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "SessionsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "EventsTable": {"dynamodb:PutItem"},
+        EVENTS_BY_TIME: {"dynamodb:Query"},
+    },
+    "UseForImprovementFunction": {
+        "SessionIdsTable": {"dynamodb:GetItem"},
+        "SessionsTable": {"dynamodb:GetItem"},
+        "EventsTable": {"dynamodb:Query"},
+        "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    },
+    "BatchSessionsFunction": {
+        "SessionsTable": {"dynamodb:Query"},
+        EVENTS_BY_TIME: {"dynamodb:Query"},
+        "BatchesTable": {"dynamodb:GetItem"},
+    },
+    "BatchReleaseFunction": {
+        "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "SessionsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+    },
+}
+
+# Step Functions sets up log delivery with these calls, and X-Ray takes traces with these; none of them
+# supports resource-level permissions, so they are the only ones allowed on "*".
+LOG_DELIVERY_ACTIONS = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+LOG_WRITE_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resource_name(resource: Any) -> str:
+    """`!GetAtt T.Arn` -> "T"; `!Sub "${T.Arn}/index/i"` -> "T/index/i"; anything else is refused."""
+    if isinstance(resource, Intrinsic) and resource.name == "Fn::GetAtt":
+        target = resource.value if isinstance(resource.value, str) else ".".join(resource.value)
+        if target.endswith(".Arn"):
+            return target.removesuffix(".Arn")
+    if isinstance(resource, Intrinsic) and resource.name == "Fn::Sub" and isinstance(resource.value, str):
+        text = resource.value
+        if text.startswith("${") and ".Arn}" in text:
+            logical_id, rest = text[2:].split(".Arn}", 1)
+            return logical_id + rest
+    raise AssertionError(f"resource {resource!r} is not a table or index of this template")
+
+
+def statements(policies: Any) -> Iterator[dict[str, Any]]:
+    for policy in as_list(policies):
+        assert isinstance(policy, dict), f"policy {policy!r}: only inline statements are reviewable here"
+        document = policy.get("PolicyDocument", policy)
+        assert set(document) <= {"Version", "Statement"}, f"unexpected policy shape {policy!r}"
+        yield from as_list(document["Statement"])
+
+
+def function_grants(function: dict[str, Any]) -> Grants:
+    properties = function["Properties"]
+    assert "Role" not in properties, "a function role set by hand escapes this review"
+    grants: Grants = {}
+    for statement in statements(properties.get("Policies", [])):
+        assert statement["Effect"] == "Allow"
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
+        actions = set(as_list(statement["Action"]))
+        for action in actions:
+            assert "*" not in action, f"wildcard action {action}"
+        for resource in as_list(statement["Resource"]):
+            grants.setdefault(resource_name(resource), set()).update(actions)
+    return grants
