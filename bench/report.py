@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.report_cost import cost_section
 from local.request_counts import Case, counts_table
 
 COLD_TARGET = 1.3
@@ -406,6 +407,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
         lines += [*_paging(results["paging"]), ""]
     if results.get("throughput"):
         lines += [*_throughput(results["throughput"]), ""]
+    if results.get("cost"):
+        lines += [*cost_section(results["cost"], (before or {}).get("cost")), ""]
     if results.get("size"):
         lines += [*_sizes(results["size"]), ""]
     lines += [*_changes(results, before), ""]

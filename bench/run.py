@@ -25,7 +25,8 @@ RESULTS_JSON = BENCH_DIR / "results.json"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 BEFORE_JSON = BENCH_DIR / "results-before.json"  # the run before the speed work, kept for comparison
 WORK = BENCH_DIR / ".work"
-SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "size")
+SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "cost", "size")
+COST_BEFORE_JSON = BENCH_DIR / "cost-before.json"  # the cost run before the scale work (3 writes a session)
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -38,6 +39,7 @@ def _settings(quick: bool) -> dict[str, Any]:
         "throughput_threads": 8,
         "throughput_warmup_s": 2.0,
         "throughput_duration_s": 3.0 if quick else 8.0,
+        "cost_sessions": 200 if quick else 1000,
     }
 
 
@@ -86,6 +88,13 @@ def _print_throughput(throughput: dict[str, Any]) -> None:
     )
 
 
+def _print_cost(cost: dict[str, Any]) -> None:
+    million = cost["per_million"]
+    print(f"\ncost per million sessions: ${million['total']:.2f}")
+    for part, value in sorted(million["parts"].items(), key=lambda item: -item[1]):
+        print(f"  {part:40} ${value:8.2f}")
+
+
 def _print_size(size: dict[str, Any]) -> None:
     if not size.get("built"):
         print(f"\nbuild failed: {size.get('error')}")
@@ -100,6 +109,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
         "overhead": _print_overhead,
         "paging": _print_paging,
         "throughput": _print_throughput,
+        "cost": _print_cost,
         "size": _print_size,
     }
     for section, printer in printers.items():
@@ -153,6 +163,12 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
             settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
         )
         lap("throughput")
+    if "cost" in sections:
+        print("cost per million sessions (dynalite) ...", flush=True)
+        from bench import cost
+
+        results["cost"] = cost.measure(settings["cost_sessions"])
+        lap("cost")
     if "size" in sections:
         print("build and sizes ...", flush=True)
         results["size"] = size.build_sizes(run_build=run_build)
@@ -166,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-build", action="store_true", help="measure .aws-sam/build as it is")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
     parser.add_argument("--save-before", action="store_true", help="also keep this run as results-before.json")
+    parser.add_argument("--save-cost-before", action="store_true", help="also keep this cost run as cost-before.json")
     arguments = parser.parse_args(argv)
     sections = [section for section in arguments.only.split(",") if section]
     unknown = set(sections) - set(SECTIONS)
@@ -181,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = [Case(**case) for case in previous.get("request_counts", [])]
         results.setdefault("request_counts", previous.get("request_counts", []))
     before = json.loads(BEFORE_JSON.read_text(encoding="utf-8")) if BEFORE_JSON.exists() else None
+    if before is not None and COST_BEFORE_JSON.exists():
+        before["cost"] = json.loads(COST_BEFORE_JSON.read_text(encoding="utf-8"))
     from bench.report import render
 
     environment = (
@@ -191,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_JSON.write_text(_scrub(text), encoding="utf-8")
     if arguments.save_before:
         BEFORE_JSON.write_text(_scrub(text), encoding="utf-8")
+    if arguments.save_cost_before and "cost" in results:
+        COST_BEFORE_JSON.write_text(json.dumps(results["cost"], indent=2) + "\n", encoding="utf-8")
+    if "cost" not in results and RESULTS_JSON.exists():  # keep the last cost figures when not re-measured
+        previous_cost = json.loads(RESULTS_JSON.read_text(encoding="utf-8")).get("cost")
+        if previous_cost:
+            results["cost"] = previous_cost
     RESULTS_MD.write_text(_scrub(render(results, before, cases, environment)), encoding="utf-8")
     _print_summary(results, cases)
     print(f"\nwrote {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)} ({results['seconds']:g} s)")

@@ -1,0 +1,46 @@
+"""The cost section of bench/RESULTS.md: one million sessions at AWS list prices, by part."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _dollars(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def cost_section(cost: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
+    million = cost["per_million"]
+    old = (before or {}).get("per_million")
+    lines = [
+        "## Cost per million sessions",
+        "",
+        f"Each session registered, with 3 click events (one call), paged once (pages of 100), half of them "
+        f"scheduled for improvement, the batch released; measured on {cost['sessions_measured']:,} sessions "
+        "through the real handlers on dynalite (capacity units as DynamoDB reports them, index writes added, "
+        "a failed conditional write billed 1 unit), durations as measured here (this machine, not Lambda's "
+        "arm64), scaled to a million. us-east-1 on-demand list prices as of "
+        f"{cost['prices_date']}: " + ", ".join(f"`{name}` {value:g}" for name, value in cost["prices"].items()) + ".",
+        "",
+        "| Part | " + ("Before | " if old else "") + "Cost |",
+        "|---|" + ("---:|" if old else "") + "---:|",
+    ]
+    for part, value in sorted(million["parts"].items(), key=lambda item: -item[1]):
+        previous = f"{_dollars(old['parts'][part])} | " if old and part in old["parts"] else ("- | " if old else "")
+        lines.append(f"| {part} | {previous}{_dollars(value)} |")
+    total_before = f"**{_dollars(old['total'])}** | " if old else ""
+    lines += [f"| **Total** | {total_before}**{_dollars(million['total'])}** |", ""]
+    lines += [
+        f"Per million sessions: {million['requests']:,} API requests, {million['gb_seconds']:,} GB-s of Lambda, "
+        f"{million['write_units']:,} DynamoDB write units and {million['read_units']:,} read units; "
+        f"{cost['log_bytes_per_call']} bytes of logs and metrics per call.",
+        "",
+        "| Call | Calls measured | ms per call | DynamoDB requests | Write units | Read units |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, figures in cost["routes"].items():
+        lines.append(
+            f"| {name} | {figures['calls']:,} | {figures['ms_per_call']} | {figures['dynamodb_requests_per_call']} "
+            f"| {figures['write_units_per_call']} | {figures['read_units_per_call']} |"
+        )
+    return lines
