@@ -27,9 +27,11 @@ from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from local.apigateway import HttpResult
-from tests.support import load_event, new_session_body, unique
+from tests.support import load_event, new_session_body, now_ms, unique
+from tests.support.domain import hand_out_number
 from tests.support.faults import (
     CONNECTION_LOST,
+    MOVE_WRITES,
     REGISTRATION_WRITES,
     RELEASE_WRITES,
     DynamoFaults,
@@ -47,6 +49,13 @@ BUSY = {"message": "The service is busy, retry later"}
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[1, 8], ids=["1-shard", "8-shards"])
+def settings(tables: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Settings:
+    """Every test here runs for a batch of one shard and of eight (contract 8.1)."""
+    monkeypatch.setenv("BATCH_SHARDS", str(request.param))
+    return Settings.from_environment()
 
 
 @pytest.fixture
@@ -251,7 +260,7 @@ def test_transient_faults_on_every_call_are_retried_and_everything_succeeds(
 # --- a write applied, its answer lost: botocore's retry meets the write itself -----------------------
 
 
-AMBIGUOUS_STEPS = (*REGISTRATION_WRITES, *RELEASE_WRITES, "put_event")
+AMBIGUOUS_STEPS = (*REGISTRATION_WRITES, *RELEASE_WRITES, "put_event")  # MOVE_WRITES: test_a_moved_registration_...
 
 
 @pytest.mark.parametrize("step", AMBIGUOUS_STEPS)
@@ -262,7 +271,7 @@ def test_a_write_applied_whose_answer_was_lost_is_retried_into_the_same_outcome(
     faults.fail("InternalServerError", steps={step}, attempts_per_call=1, applied=True, times=1)
     started = time.monotonic()
     registrations = [service.register(new_session(unique("sess"))) for _ in range(2)]
-    storage.pointer.next_number()  # a number handed out and never written: the release tombstones it
+    hand_out_number(storage)  # a number handed out and never written: the release tombstones it
     registrations.append(service.register(new_session(unique("sess"))))
     added = service.add_events(registrations[0].session_id, new_events("e1", "e2"))
     release = service.release(unique("release"))
@@ -337,7 +346,7 @@ def test_a_release_crashed_after_any_write_is_completed_by_repeating_it(
     *, service: Clickstream, storage: Storage, faults: DynamoFaults, settings: Settings, step: str, then: str
 ) -> None:
     registered = [service.register(new_session(unique("sess"))) for _ in range(2)]
-    storage.pointer.next_number()  # number 3 handed out and never written: the release must tombstone it
+    hand_out_number(storage)  # number 3 handed out and never written: the release must tombstone it
     registered.append(service.register(new_session(unique("sess"))))
     batch_id = registered[0].batch_id
     release_id = unique("release")
@@ -384,7 +393,7 @@ def test_a_release_crashed_while_undoing_the_seal_of_an_empty_batch_releases_not
     """An opened batch with no session yet: a release seals it, sees it empty, and crashes before
     unsealing. The next registration must not be stuck behind the seal, and the release id must not
     end up naming an empty batch."""
-    storage.pointer.open_batch("b-opened-empty", 0)
+    storage.pointer.open_batch("b-opened-empty", 0, 8)
     release_id = unique("release")
     faults.crash_after("seal")
     with pytest.raises(SimulatedCrash):
@@ -394,3 +403,31 @@ def test_a_release_crashed_while_undoing_the_seal_of_an_empty_batch_releases_not
     release = service.release(release_id)
     assert (release.batch_id, release.session_count) == (registration.batch_id, 1)
     check_data(service, storage, [release], [registration])
+
+
+@pytest.mark.parametrize("fault", ["crash", "lost-answer"])
+def test_a_registration_moved_by_a_release_is_completed_after_a_fault_while_moving(
+    service: Clickstream, storage: Storage, faults: DynamoFaults, settings: Settings, fault: str
+) -> None:
+    """A registration numbered just before a release stalled: the release closed its slot, so its retry
+    records a number in the next batch (MOVE_WRITES) before writing there. A crash right after that
+    write, or its answer lost, is completed by the next retry."""
+    first = service.register(new_session(unique("sess")))
+    late_id = unique("sess-late")
+    place = hand_out_number(storage, settings.batch_shards)
+    assert storage.claims.claim(late_id, "stalled", now_ms() - settings.registration_lease_ms - 1, place)
+    release = service.release(unique("release"))
+    assert release.session_count == 1  # the stalled registration's slot was closed
+
+    if fault == "crash":
+        faults.crash_after(*MOVE_WRITES)
+        with pytest.raises(SimulatedCrash):
+            service.register(new_session(late_id))
+        assert faults.crashes == list(MOVE_WRITES)
+    else:
+        faults.fail("InternalServerError", steps=set(MOVE_WRITES), attempts_per_call=1, applied=True, times=1)
+    retried = service.register(new_session(late_id))
+    assert retried.batch_id != release.batch_id
+    assert service.register(new_session(late_id)) == retried
+    final = service.release(unique("release"))
+    check_data(service, storage, [release, final], [first, retried])

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import pytest
 
+from clickstream.concurrency import Fanout
 from clickstream.domain.rules import MAX_RESPONSE_BYTES
 from clickstream.errors import BatchNotFound
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
+from clickstream.settings import Settings
 from clickstream.storage import Storage
-from tests.support.domain import all_sessions, new_session, page
+from tests.support.domain import all_sessions, click, new_session, page
 
 
 def test_paging_visits_every_session_exactly_once_in_order(service: Clickstream) -> None:
@@ -92,3 +95,42 @@ def test_a_page_cut_by_the_size_cap_reads_little_beyond_what_it_returns(service:
     assert len(text.encode()) <= MAX_RESPONSE_BYTES
     # The sessions returned plus at most one more are read, not all six (~7.2 MB).
     assert sum(read_bytes) < len(text.encode()) + 1.5e6
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class RecordingFanout(Fanout):
+    """The service's thread pool, noting how many calls each concurrent wave carried."""
+
+    def __init__(self, max_concurrency: int) -> None:
+        super().__init__(max_concurrency)
+        self.waves: list[int] = []
+
+    def map(self, function: Callable[[T], R], values: Iterable[T]) -> list[R]:
+        items = list(values)
+        self.waves.append(len(items))
+        return super().map(function, items)
+
+
+@pytest.mark.parametrize("shards", [1, 8])
+def test_a_page_of_64_sessions_reads_their_events_in_one_wave(
+    storage: Storage, settings: Settings, shards: int
+) -> None:
+    """Contract 8.8: a page's sessions come from every shard at once, then all their events at once."""
+    settings = settings.model_copy(update={"batch_shards": shards})
+    fanout = RecordingFanout(settings.dynamodb_max_concurrency)
+    service = Clickstream(storage, settings, fanout=fanout)
+    batch_id = ""
+    for n in range(65):
+        registration = service.register(new_session(f"sess-w{n}"))
+        batch_id = registration.batch_id
+        service.add_events(registration.session_id, [click(f"e{k}") for k in range(3)])
+    fanout.waves.clear()
+    result = page(service, batch_id, 0, 64, 100)
+    assert len(result["sessions"]) == 64
+    assert all(len(session["events"]) == 3 for session in result["sessions"])
+    shard_reads, event_reads = fanout.waves[:-1], fanout.waves[-1]
+    assert event_reads == 64, fanout.waves
+    assert shard_reads == [shards], fanout.waves  # one read of every shard, together

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from clickstream.errors import ConflictError, NoCollectingBatch
-from clickstream.records import StoredSession
+from clickstream.records import Place
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from local.apigateway import HttpResult
 from tests.support import load_event, now_ms
-from tests.support.domain import DOCUMENT_KEYS, new_session
+from tests.support.domain import hand_out_number, new_session, unmarked_session
 
 
 @dataclass
@@ -49,9 +49,12 @@ def observed(storage: Storage, settings: Settings, telemetry: RecordingTelemetry
     return Clickstream(storage, settings, telemetry=telemetry)
 
 
-def stalled_claim(storage: Storage, settings: Settings, session_id: str) -> None:
-    """A registration that claimed `session_id` and died before numbering it, longer ago than the lease."""
-    assert storage.claims.claim(session_id, "dead-token", now_ms() - settings.registration_lease_ms - 1)
+def stalled_claim(storage: Storage, settings: Settings, session_id: str) -> Place:
+    """A registration that claimed `session_id` with a number and died before writing it, longer ago than
+    the lease; the number it held."""
+    place = hand_out_number(storage)
+    assert storage.claims.claim(session_id, "dead-token", now_ms() - settings.registration_lease_ms - 1, place)
+    return place
 
 
 def test_a_claim_taken_over_is_reported_with_its_session_id(
@@ -67,7 +70,7 @@ def test_tombstones_written_by_a_release_are_reported_with_its_ids(
     observed: Clickstream, storage: Storage, telemetry: RecordingTelemetry
 ) -> None:
     batch_id = observed.register(new_session()).batch_id
-    storage.pointer.next_number()  # handed out, never written
+    hand_out_number(storage)  # handed out, never written
     observed.release("release-t")
     [ids] = telemetry.ids_of("TombstonesWritten")
     assert ids == {"batch_id": batch_id, "release_id": "release-t", "tombstones": 1}
@@ -77,20 +80,18 @@ def test_a_registration_moved_by_a_release_is_reported(
     observed: Clickstream, storage: Storage, settings: Settings, telemetry: RecordingTelemetry
 ) -> None:
     batch_id = observed.register(new_session()).batch_id
-    stalled_claim(storage, settings, "sess-late")
-    slot = storage.pointer.next_number()
-    assert storage.claims.assign_slot("sess-late", "dead-token", *slot)
+    place = stalled_claim(storage, settings, "sess-late")
     observed.release("release-m")  # tombstones the slot the stalled registration was given
     moved = observed.register(new_session("sess-late"))
     assert moved.batch_id != batch_id
     [ids] = telemetry.ids_of("RegistrationsMovedByRelease")
-    assert ids == {"session_id": "sess-late", "batch_id": slot[0], "session_number": slot[1]}
+    assert ids == {"session_id": "sess-late", "batch_id": place.batch_id, "session_number": place.session_number}
 
 
 def test_an_empty_seal_undone_is_reported(
     observed: Clickstream, storage: Storage, telemetry: RecordingTelemetry
 ) -> None:
-    storage.pointer.open_batch("b-empty", now_ms())
+    storage.pointer.open_batch("b-empty", now_ms(), 8)
     with pytest.raises(NoCollectingBatch):
         observed.release("release-e")
     assert telemetry.ids_of("EmptySealsUndone") == [{"batch_id": "b-empty", "release_id": "release-e"}]
@@ -106,25 +107,13 @@ def test_a_registration_finishing_a_stalled_release_is_reported(
     assert observed.release("release-stalled").session_count == 1  # the repeated release settles it
 
 
-def written_but_unmarked(observed: Clickstream, storage: Storage, session_id: str) -> tuple[str, int]:
-    """A registration that wrote its session and stopped before marking its claim."""
-    reference = json.loads(observed.session_json(observed.register(new_session()).session_id, 0))
-    storage.claims.claim(session_id, "token", now_ms())
-    batch_id, number = storage.pointer.next_number()
-    assert storage.claims.assign_slot(session_id, "token", batch_id, number)
-    document = json.dumps({key: reference[key] for key in DOCUMENT_KEYS})
-    stored = StoredSession(batch_id, number, session_id, now_ms(), None, False, False, document)
-    assert storage.sessions.put_session(stored)
-    return batch_id, number
-
-
 def test_a_read_completing_a_registration_is_reported(
     observed: Clickstream, storage: Storage, telemetry: RecordingTelemetry
 ) -> None:
-    batch_id, number = written_but_unmarked(observed, storage, "sess-unmarked")
+    place = unmarked_session(observed, storage, "sess-unmarked")
     observed.session_json("sess-unmarked", 0)
     observed.session_json("sess-unmarked", 0)  # completed once; the second read finds it registered
-    ids = {"session_id": "sess-unmarked", "batch_id": batch_id, "session_number": number}
+    ids = {"session_id": "sess-unmarked", "batch_id": place.batch_id, "session_number": place.session_number}
     assert telemetry.ids_of("RegistrationsCompletedOnRead") == [ids]
 
 
@@ -169,13 +158,17 @@ def test_the_functions_log_a_recovery_with_the_ids_as_keys_and_count_it(
     capsys: pytest.CaptureFixture[str],
     log_output: io.StringIO,
 ) -> None:
-    batch_id, number = written_but_unmarked(service, storage, "sess-logged")
+    place = unmarked_session(service, storage, "sess-logged")
     capsys.readouterr()
     event = load_event("get_session")
     event["queryStringParameters"] = {"session_id": "sess-logged"}
     assert invoke_http("CollectionFunction", event).status == 200
     [line] = recoveries(log_output, "RegistrationsCompletedOnRead")
-    assert (line["session_id"], line["batch_id"], line["session_number"]) == ("sess-logged", batch_id, number)
+    assert (line["session_id"], line["batch_id"], line["session_number"]) == (
+        "sess-logged",
+        place.batch_id,
+        place.session_number,
+    )
     assert line["level"] == "WARNING"
     assert published(capsys.readouterr().out)["RegistrationsCompletedOnRead"] == 1
 

@@ -9,11 +9,10 @@ import pytest
 
 from clickstream.errors import ConflictError, InvalidField, PayloadTooLarge
 from clickstream.models import NewEvent
-from clickstream.records import StoredSession
 from clickstream.service import Clickstream
 from clickstream.storage import Storage
 from tests.support import now_ms
-from tests.support.domain import DOCUMENT_KEYS, all_sessions, click, new_session
+from tests.support.domain import all_sessions, click, new_session, unmarked_session
 
 
 def test_sessions_are_numbered_one_two_three_in_the_collecting_batch(service: Clickstream) -> None:
@@ -81,29 +80,12 @@ def test_a_session_written_by_a_registration_that_stopped_there_is_usable(
 ) -> None:
     """The registration wrote the session, then died before marking its claim: the session is in the batch
     (paging shows it), so reading it, adding events and scheduling it work without a client retry."""
-    registration = service.register(new_session("sess-first"))
-    storage.claims.claim("sess-stopped", "token-1", now_ms())
-    batch_id, number = storage.pointer.next_number()
-    assert storage.claims.assign_slot("sess-stopped", "token-1", batch_id, number)
-    first = json.loads(service.session_json("sess-first", 0))
-    assert first["session_number"] == registration.session_number
-    assert storage.sessions.put_session(
-        StoredSession(
-            batch_id=batch_id,
-            session_number=number,
-            session_id="sess-stopped",
-            created_at=now_ms(),
-            user_id=None,
-            is_irrelevant=False,
-            is_payload_search=False,
-            document=json.dumps({key: first[key] for key in DOCUMENT_KEYS}),
-        )
-    )
-    assert [s["session_id"] for s in all_sessions(service, batch_id, 10)] == ["sess-first", "sess-stopped"]
-    assert json.loads(service.session_json("sess-stopped", 10))["session_number"] == number
+    place = unmarked_session(service, storage, "sess-stopped")
+    assert "sess-stopped" in [s["session_id"] for s in all_sessions(service, place.batch_id, 10)]
+    assert json.loads(service.session_json("sess-stopped", 10))["session_number"] == place.session_number
     assert service.add_events("sess-stopped", [click("e1")]).accepted == 1
     assert service.use_for_improvement("sess-stopped").status == "scheduled"
-    assert service.register(new_session("sess-stopped")).session_number == number
+    assert service.register(new_session("sess-stopped")).session_number == place.session_number
 
 
 def test_a_retry_that_breaks_another_rule_is_refused_even_for_a_registered_session(service: Clickstream) -> None:
@@ -118,6 +100,6 @@ def test_a_slot_found_empty_after_a_refused_write_is_a_conflict_not_a_loop(
     service: Clickstream, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Slots are never emptied, so this means the table changed under the registration: 409, retry-safe."""
-    monkeypatch.setattr(storage.sessions, "put_session", lambda session: False)
+    monkeypatch.setattr(storage.sessions, "put_session", lambda session, shards: False)
     with pytest.raises(ConflictError, match="inconsistent"):
         service.register(new_session("sess-odd"))

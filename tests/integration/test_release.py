@@ -10,7 +10,7 @@ from clickstream.errors import NoCollectingBatch
 from clickstream.service import Clickstream
 from clickstream.storage import Storage
 from tests.support import now_ms, unique
-from tests.support.domain import all_sessions, new_session
+from tests.support.domain import all_sessions, hand_out_number, new_session
 
 
 def test_release_is_idempotent_per_release_id_even_after_newer_batches(service: Clickstream) -> None:
@@ -48,12 +48,12 @@ def test_a_number_handed_out_but_not_written_before_the_release_moves_to_the_nex
 ) -> None:
     """The race the protocol exists for: a registration numbered just before the seal writes late."""
     batch_id = service.register(new_session()).batch_id
-    late_batch, late_number = storage.pointer.next_number()  # numbered, not yet written
-    assert (late_batch, late_number) == (batch_id, 2)
+    late = hand_out_number(storage)  # numbered, not yet written
+    assert (late.batch_id, late.session_number) == (batch_id, 2)
     release = service.release("release-r")
     assert release.session_count == 1  # slot 2 was tombstoned, not counted
-    late = service.register(new_session("sess-late"))
-    assert late.batch_id != batch_id
+    moved = service.register(new_session("sess-late"))
+    assert moved.batch_id != batch_id
     assert [s["session_number"] for s in all_sessions(service, batch_id, 10)] == [1]
 
 
@@ -70,7 +70,7 @@ def test_a_release_id_never_names_two_batches(service: Clickstream) -> None:
 def test_a_late_unseal_of_an_empty_seal_never_reopens_a_released_batch(service: Clickstream, storage: Storage) -> None:
     """A release sealed an empty batch and stalled; its undo arrives after the same release_id, retried,
     sealed the batch for real. The stale undo must not reopen the batch the retry acknowledges."""
-    storage.pointer.open_batch("b-1", now_ms())
+    storage.pointer.open_batch("b-1", now_ms(), 1)
     empty_seal = storage.pointer.seal("release-a", now_ms())
     assert empty_seal is not None
     assert empty_seal.counter == 0

@@ -25,6 +25,8 @@ def test_no_call_issues_more_dynamodb_requests_than_documented(tables: dict[str,
 
     undocumented = sorted(case.case_id for case in cases if case.case_id not in documented)
     assert not undocumented, f"cases missing from bench/RESULTS.md (run `make bench`): {undocumented}"
+    unmeasured = sorted(set(documented) - {case.case_id for case in cases})
+    assert not unmeasured, f"documented cases the scenario no longer produces: {unmeasured}"
     over = [
         f"{case.case_id} ({case.route}): {case.requests} requests [{case.operations}], "
         f"documented {documented[case.case_id]}"

@@ -18,7 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import boto3
 import pytest
@@ -32,7 +32,10 @@ from clickstream.settings import Settings
 
 WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 
-REGISTRATION_WRITES = ("claim", "open_batch", "pointer_add", "assign_slot", "put_session", "mark_registered")
+# The writes of a registration in the order it makes them (opening a batch and taking a block of numbers
+# only when it needs to); MOVE_WRITES, when a release closed its slot and it moves to the next batch.
+REGISTRATION_WRITES = ("open_batch", "pointer_add", "claim", "put_session", "mark_registered")
+MOVE_WRITES = ("assign_slot",)
 RELEASE_WRITES = ("seal", "bind", "batch_record", "delete_pointer", "tombstone", "count_batch", "count_release")
 
 # The HTTP status DynamoDB answers each error code with.
@@ -113,7 +116,7 @@ class _ErrorRule:
         return self.attempts_per_call is None or attempt <= self.attempts_per_call
 
 
-class _Raw:
+class RawBody:
     """The `raw` of an AWSResponse: botocore reads the body through `stream()`."""
 
     def __init__(self, body: bytes) -> None:
@@ -204,7 +207,7 @@ class DynamoFaults:
             {"__type": f"com.amazonaws.dynamodb.v20120810#{rule.code}", "message": f"injected {rule.code}"}
         ).encode()
         headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected-fault"}
-        return AWSResponse(request.url, ERROR_STATUS[rule.code], HTTPHeaders.from_dict(headers), _Raw(body))
+        return AWSResponse(request.url, ERROR_STATUS[rule.code], HTTPHeaders.from_dict(headers), RawBody(body))
 
     def _forward(self, request: AWSPreparedRequest) -> None:
         """Send the attempt to DynamoDB for real, discarding the answer."""
@@ -246,7 +249,11 @@ def _attempt_number(request: AWSPreparedRequest) -> int:
     return 1
 
 
-def attach_to_new_clients(faults: DynamoFaults, monkeypatch: pytest.MonkeyPatch) -> None:
+class Attachable(Protocol):
+    def attach(self, client: BaseClient) -> None: ...
+
+
+def attach_to_new_clients(faults: Attachable, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every DynamoDB client boto3 creates from now on (e.g. in `Storage.from_settings`) gets `faults`."""
     original = boto3.session.Session.client
 

@@ -13,8 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import requests
 
+from clickstream.settings import Settings
+from clickstream.storage import Storage
 from tests.support import new_session_body
 from tests.system.test_concurrency_processes import page_batch
 
@@ -38,6 +41,7 @@ class Soak:
     events_sent: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     events_accepted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     failures: list[str] = field(default_factory=list)
+    collecting_passes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def running(self) -> bool:
@@ -99,6 +103,23 @@ class Soak:
                 self.releases[release_id] = release
                 self.snapshots[release["batch_id"]] = page_batch(http, self.url, release["batch_id"])
 
+    def page_loop(self) -> None:
+        """Page the collecting batch while registrations land in it: ascending numbers, nobody twice."""
+        with requests.Session() as http:
+            while self.running():
+                with self.lock:
+                    latest = list(self.acknowledged.values())[-1:]
+                if not latest:
+                    time.sleep(0.05)
+                    continue
+                sessions = page_batch(http, self.url, latest[0][0], limit=7)
+                numbers = [number for number, _ in sessions]
+                ids = [session_id for _, session_id in sessions]
+                if numbers != sorted(set(numbers)) or len(ids) != len(set(ids)):
+                    self.failures.append(f"paging {latest[0][0]} while collecting: {sessions}")
+                with self.lock:
+                    self.collecting_passes += 1
+
     def check_batches(self, http: requests.Session) -> dict[str, tuple[str, int]]:
         """Every released batch as acknowledged and unchanged; where each session was found."""
         seen_slots: set[tuple[str, int]] = set()
@@ -130,10 +151,18 @@ class Soak:
             assert self.events_accepted[session_id] == len(sent)
 
 
-def test_registrations_racing_releases_keep_every_invariant(local_api: str) -> None:
+@pytest.fixture(params=[1, 8], ids=["1-shard", "8-shards"])
+def shards(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tables: dict[str, str]) -> int:
+    """The shard count of the batches the server opens (after `tables` set the template's environment)."""
+    monkeypatch.setenv("BATCH_SHARDS", str(request.param))
+    shard_count: int = request.param
+    return shard_count
+
+
+def test_registrations_racing_releases_and_paging_keep_every_invariant(shards: int, local_api: str) -> None:
     soak = Soak(local_api)
     threads = [threading.Thread(target=soak.register_loop, args=(w,)) for w in range(REGISTERING_THREADS)]
-    threads.append(threading.Thread(target=soak.release_loop))
+    threads += [threading.Thread(target=soak.release_loop), threading.Thread(target=soak.page_loop)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -142,6 +171,7 @@ def test_registrations_racing_releases_keep_every_invariant(local_api: str) -> N
     assert soak.failures == [], "\n".join(soak.failures)
     assert soak.conflicts == [], "a session_id was acknowledged in two places"
     assert len(soak.releases) >= MIN_RELEASES, "the scenario must include several releases"
+    assert soak.collecting_passes >= 1, "a collecting batch was paged while registrations went on"
 
     with requests.Session() as http:
         # Release everything still collecting so every batch can be checked the same way.
@@ -154,8 +184,13 @@ def test_registrations_racing_releases_keep_every_invariant(local_api: str) -> N
         for session_id, place in soak.acknowledged.items():
             assert seen_ids.get(session_id) == place, f"{session_id} acknowledged at {place}"
         soak.check_events(http)
+    # The batches were opened with the shard count asked for, and say so.
+    storage = Storage.from_settings(Settings.from_environment())
+    recorded = {storage.releases.get_batch_record(release["batch_id"]) for release in soak.releases.values()}
+    assert {record.shards for record in recorded if record is not None} == {shards}
 
     print(
-        f"\nconcurrency: {len(soak.acknowledged)} sessions, {len(soak.releases)} releases, "
-        f"{sum(len(s) for s in soak.events_sent.values())} distinct events"
+        f"\nconcurrency ({shards} shard(s)): {len(soak.acknowledged)} sessions, {len(soak.releases)} releases, "
+        f"{sum(len(s) for s in soak.events_sent.values())} distinct events, "
+        f"{soak.collecting_passes} passes over a collecting batch"
     )

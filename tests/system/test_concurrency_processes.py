@@ -8,7 +8,8 @@ fresh id sent to two servers at once, and repeats of old ids. Then every invaria
 checked against what the clients were told.
 
 Backends: dynalite (npm, no transactions: the service must not need them) and the embedded moto.
-Durations: CONCURRENCY_SECONDS (dynalite, default 20) and CONCURRENCY_MOTO_SECONDS (default 8).
+Each runs for a batch of one shard and of eight. Durations: CONCURRENCY_SECONDS (dynalite, default 15) and
+CONCURRENCY_MOTO_SECONDS (default 8), per shard count.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from local.processes import (
 
 pytestmark = pytest.mark.slow
 
-SOAK_SECONDS = float(os.environ.get("CONCURRENCY_SECONDS", "20"))
+SOAK_SECONDS = float(os.environ.get("CONCURRENCY_SECONDS", "15"))
 MOTO_SOAK_SECONDS = float(os.environ.get("CONCURRENCY_MOTO_SECONDS", "8"))
 SERVERS = 3
 CLIENT_THREADS = 8
@@ -58,8 +59,9 @@ Slot = tuple[str, int]
 
 
 @contextmanager
-def local_servers(endpoint: str, logs: Path) -> Iterator[list[str]]:
-    """SERVERS `python -m local.server` processes on `endpoint`, all started before any is waited for."""
+def local_servers(endpoint: str, logs: Path, shards: int) -> Iterator[list[str]]:
+    """SERVERS `python -m local.server` processes on `endpoint`, all started before any is waited for; the
+    batches they open have `shards` shards."""
     with ExitStack() as stack:
         started = []
         for index in range(SERVERS):
@@ -69,6 +71,7 @@ def local_servers(endpoint: str, logs: Path) -> Iterator[list[str]]:
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": "us-east-1",
+                "BATCH_SHARDS": str(shards),
             }
             log_path = logs / f"server-{index}.log"
             process = stack.enter_context(child_process(LOCAL_SERVER_COMMAND, log_path, env))
@@ -128,12 +131,12 @@ def _post(http: requests.Session, url: str, body: dict[str, Any]) -> tuple[int, 
     return response.status_code, response.json()
 
 
-def page_batch(http: requests.Session, base_url: str, batch_id: str) -> list[tuple[int, str]]:
+def page_batch(http: requests.Session, base_url: str, batch_id: str, limit: int = 1000) -> list[tuple[int, str]]:
     """(session_number, session_id) of every session of a batch, by paging to the end."""
     found: list[tuple[int, str]] = []
     after = 0
     while True:
-        query: dict[str, str | int] = {"batch_id": batch_id, "after_number": after, "limit": 1000, "events_limit": 0}
+        query: dict[str, str | int] = {"batch_id": batch_id, "after_number": after, "limit": limit, "events_limit": 0}
         response = http.get(
             f"{base_url}/batch/sessions",
             params=query,
@@ -365,21 +368,28 @@ def check_invariants(ledger: Ledger, urls: list[str], backend: str, seconds: flo
 # --- the tests --------------------------------------------------------------------------------------
 
 
-def test_servers_in_separate_processes_on_dynalite_keep_every_data_invariant(dynalite: str, tmp_path: Path) -> None:
-    with local_servers(dynalite, tmp_path) as urls:
+SHARD_COUNTS = pytest.mark.parametrize("shards", [1, 8], ids=["1-shard", "8-shards"])
+
+
+@SHARD_COUNTS
+def test_servers_in_separate_processes_on_dynalite_keep_every_data_invariant(
+    dynalite: str, tmp_path: Path, shards: int
+) -> None:
+    with local_servers(dynalite, tmp_path, shards) as urls:
         check_tables(dynalite)
         ledger = run_workload(urls, SOAK_SECONDS)
-        check_invariants(ledger, urls, "dynalite", SOAK_SECONDS)
+        check_invariants(ledger, urls, f"dynalite, {shards} shard(s)", SOAK_SECONDS)
 
 
+@SHARD_COUNTS
 def test_servers_in_separate_processes_on_embedded_moto_keep_every_data_invariant(
-    dynamodb: EmbeddedDynamoDB, tmp_path: Path
+    dynamodb: EmbeddedDynamoDB, tmp_path: Path, shards: int
 ) -> None:
     dynamodb.reset()  # no tables: the servers, starting together, create them
     try:
-        with local_servers(dynamodb.endpoint, tmp_path) as urls:
+        with local_servers(dynamodb.endpoint, tmp_path, shards) as urls:
             check_tables(dynamodb.endpoint)
             ledger = run_workload(urls, MOTO_SOAK_SECONDS)
-            check_invariants(ledger, urls, "moto", MOTO_SOAK_SECONDS)
+            check_invariants(ledger, urls, f"moto, {shards} shard(s)", MOTO_SOAK_SECONDS)
     finally:
         dynamodb.reset()

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-# A session's place: (batch_id, session_number).
-SlotKey = tuple[str, int]
+from dataclasses import dataclass, replace
 
 POINTER_KEY = "pointer"
+
+
+def partition_of(batch_id: str, session_number: int, shards: int) -> str:
+    """The partition key of a session's slot. A batch of S shards spreads its sessions over S partition
+    keys, number n in shard n % S; a batch of one shard (all batches before sharding) uses its id as is."""
+    return batch_id if shards == 1 else f"{batch_id}#{session_number % shards}"
+
+
+def shard_partitions(batch_id: str, shards: int) -> list[str]:
+    """The partition keys of a batch, shard 0 first."""
+    return [batch_id] if shards == 1 else [f"{batch_id}#{shard}" for shard in range(shards)]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a session lives: its batch, its number, and the batch's shard count (which fixes the slot)."""
+
+    batch_id: str
+    session_number: int
+    shards: int
+
+    @property
+    def partition(self) -> str:
+        return partition_of(self.batch_id, self.session_number, self.shards)
 
 
 @dataclass(frozen=True)
@@ -15,21 +36,14 @@ class Claim:
     """The claim on a session_id: who is registering it, and where the session lives once numbered."""
 
     session_id: str
-    state: str  # "claimed" -> "assigned" (slot chosen) -> "registered" (session written)
+    state: str  # "assigned" (numbered, session being written) -> "registered" (session written)
     claim_token: str
     claimed_at: int
-    batch_id: str | None
-    session_number: int | None
-
-    @property
-    def slot(self) -> SlotKey | None:
-        if self.batch_id is None or self.session_number is None:
-            return None
-        return self.batch_id, self.session_number
+    place: Place | None  # None only for claims made before numbers came first ("claimed")
 
     @property
     def is_registered(self) -> bool:
-        return self.state == "registered" and self.slot is not None
+        return self.state == "registered" and self.place is not None
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class Pointer:
     batch_id: str
     counter: int
     opened_at: int
+    shards: int
     release_id: str | None
     sealed_at: int | None
 
@@ -55,10 +70,11 @@ class ReleaseRecord:
     batch_id: str
     released_at: int
     last_number: int
+    shards: int
     session_count: int | None  # None until the batch is settled
 
     def settled(self, session_count: int) -> ReleaseRecord:
-        return ReleaseRecord(self.release_id, self.batch_id, self.released_at, self.last_number, session_count)
+        return replace(self, session_count=session_count)
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,18 @@ class BatchRecord:
     release_id: str
     released_at: int
     last_number: int
+    shards: int
     session_count: int | None
+
+
+@dataclass(frozen=True)
+class NumberBlock:
+    """Numbers first..last of a batch, handed to one container by one ADD on the pointer."""
+
+    batch_id: str
+    shards: int
+    first: int
+    last: int
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from clickstream.concurrency import Fanout
+from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.paging import Pager
@@ -54,7 +55,8 @@ class Clickstream:
         self.registrar = Registrar(context, self.releaser)
         self.sessions = Sessions(context, self.registrar)
         self.improvement = Improvement(context, self.sessions)
-        self.pager = Pager(context)
+        self.batches = BatchDirectory(storage)
+        self.pager = Pager(context, self.batches)
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)

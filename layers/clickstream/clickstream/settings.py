@@ -26,6 +26,12 @@ class Settings(BaseModel):
     timestamp_past_ms: int = Field(default=12 * HOUR_MS, ge=0)
     timestamp_future_ms: int = Field(default=5 * MINUTE_MS, ge=0)
 
+    # Partition keys a new batch spreads its sessions over (contract 8.1); fixed per batch when it opens.
+    batch_shards: int = Field(default=8, ge=1, le=64)
+    # A container takes session numbers a block at a time: at most this many, kept at most this long.
+    number_block_max: int = Field(default=64, ge=1, le=1000)
+    number_block_ms: int = Field(default=2_000, ge=0)
+
     # How long a registration may hold its claim on a session_id before a retry takes over.
     registration_lease_ms: int = Field(default=3_000, ge=100)
     # How long a release waits for numbers already handed out to be written before tombstoning them.
@@ -35,8 +41,9 @@ class Settings(BaseModel):
 
     # Attempts per DynamoDB call (botocore "standard" retry mode) before a throttle becomes a 503.
     dynamodb_max_attempts: int = Field(default=5, ge=1, le=20)
-    # Concurrent DynamoDB requests one invocation may issue (events of a page, events of a batch).
-    dynamodb_max_concurrency: int = Field(default=32, ge=1, le=256)
+    # Concurrent DynamoDB requests one invocation may issue (a page's shards and events, a release's
+    # tombstones): 64 reads the events of a page of 64 sessions in one wave.
+    dynamodb_max_concurrency: int = Field(default=64, ge=1, le=256)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -1,8 +1,11 @@
-"""Pages of a batch (contract 2.2): ascending numbers after a cursor, within the response size cap.
+"""Pages of a batch (contract 2.2, 8.1, 8.8): ascending numbers after a cursor, within the size cap.
 
-Sessions are read lazily and their events fetched a chunk at a time (concurrently within a chunk), the
-chunk sized by what still fits, so a page cut short by the size cap reads little it does not send. The
-first session is always taken (the size rules make any one session fit), so paging always moves on.
+The batch's shards are read concurrently and merged (`shards`). A page's sessions get their first events
+in one concurrent wave (up to DYNAMODB_MAX_CONCURRENCY sessions, 64 by default): each session's first read
+is capped so that the wave cannot read more than half a page of events even if every event were as large
+as allowed; a session with more events than its cap is read on when its turn to be rendered comes, and
+only if it still fits. So a page cut short by the size cap reads little it does not send, and the first
+session is always taken (the size rules make any one session fit), so paging always moves on.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from clickstream.codec import wire_size
+from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.rules import MAX_EVENT_BYTES, MAX_RESPONSE_BYTES
-from clickstream.errors import BatchNotFound
-from clickstream.records import StoredSession
+from clickstream.domain.shards import sessions_after
+from clickstream.records import StoredEvent, StoredSession
+from clickstream.storage.events import EventsRead
 from clickstream.views import render_page, render_session
 
 _PAGE_ENVELOPE_BYTES = 1_024
@@ -28,10 +33,14 @@ class _Page:
     last_number: int | None = None
     used: int = 0
 
+    def fits(self, text: str) -> bool:
+        """Whether `text` would be added (the first session always is)."""
+        return not self.texts or self.used + wire_size(text) + 1 <= self.budget
+
     def add(self, session_number: int, text: str) -> bool:
-        size = wire_size(text) + 1  # and a comma
-        if self.texts and self.used + size > self.budget:
+        if not self.fits(text):
             return False
+        size = wire_size(text) + 1  # and a comma
         self.texts.append(text)
         self.last_number = session_number
         self.used += size
@@ -48,30 +57,30 @@ class _Page:
 
 
 class Pager:
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, directory: BatchDirectory) -> None:
         self._storage = context.storage
         self._fanout = context.fanout
+        self._directory = directory
 
     def page_json(self, batch_id: str, after_number: int, limit: int, events_limit: int) -> str:
         """One page of a batch as response text, never over MAX_RESPONSE_BYTES."""
+        shards = self._directory.shards_of(batch_id)
         page = _Page(budget=MAX_RESPONSE_BYTES - _PAGE_ENVELOPE_BYTES)
         most = self._fanout.max_concurrency
         chunk: list[StoredSession] = []
         chunk_floor = 0  # wire size of the chunk's documents: the least its sessions will take
-        # The first chunk could be read in full even if little of it fits: at most twice the budget even if
-        # every event is as large as allowed. Later chunks follow the sizes seen.
-        worst_session = max(1, events_limit * MAX_EVENT_BYTES)
-        chunk_size = max(1, min(limit, most, 2 * page.budget // worst_session))
-        cut = False
+        chunk_size = max(1, min(limit, most))
         # One more than `limit` tells whether more follow; the read stops there.
-        for session in self._storage.sessions.sessions_after(batch_id, after_number, page_size=limit + 1):
+        stream = sessions_after(
+            self._storage, self._fanout, batch_id, shards, after_number=after_number, wanted=limit + 1
+        )
+        for session in stream:
             if len(page.texts) + len(chunk) == limit:
-                cut = True
-                break
+                return self._finish(page, chunk, events_limit, batch_id, cut=True)
             document_size = wire_size(session.document)
             if (page.texts or chunk) and page.used + chunk_floor + document_size > page.budget:
-                cut = True  # cannot fit even without its events: not worth reading them
-                break
+                # Cannot fit even without its events: not worth reading them.
+                return self._finish(page, chunk, events_limit, batch_id, cut=True)
             chunk.append(session)
             chunk_floor += document_size
             if len(chunk) == chunk_size:
@@ -79,28 +88,27 @@ class Pager:
                     return page.render(batch_id, has_more=True)
                 chunk, chunk_floor = [], 0
                 chunk_size = page.room_for(limit - len(page.texts), most)
+        return self._finish(page, chunk, events_limit, batch_id, cut=False)
+
+    def _finish(self, page: _Page, chunk: list[StoredSession], events_limit: int, batch_id: str, *, cut: bool) -> str:
         if chunk and not self._add_to_page(page, chunk, events_limit):
             cut = True
-        if not page.texts:
-            self.require_batch(batch_id)
         return page.render(batch_id, has_more=cut)
-
-    def require_batch(self, batch_id: str) -> None:
-        """BatchNotFound unless `batch_id` is released or collecting."""
-        # Record, then pointer, then record again: a release moving the batch between the first two
-        # reads has written the record by the time of the third.
-        if self._storage.releases.get_batch_record(batch_id) is not None:
-            return
-        pointer = self._storage.pointer.get()
-        if pointer is not None and pointer.batch_id == batch_id:
-            return
-        if self._storage.releases.get_batch_record(batch_id) is None:
-            raise BatchNotFound(batch_id)
 
     def _add_to_page(self, page: _Page, chunk: list[StoredSession], events_limit: int) -> bool:
         """Render `chunk` into `page` with each session's first events; False when the page filled up."""
-        events = self._fanout.map(lambda session: self._storage.events.first(session.session_id, events_limit), chunk)
-        for session, session_events in zip(chunk, events, strict=True):
-            if not page.add(session.session_number, render_session(session, session_events)):
+        room = max(0, page.budget - page.used) // 2
+        first_read = max(1, min(events_limit, room // (len(chunk) * MAX_EVENT_BYTES))) if events_limit else 0
+        reads = self._fanout.map(lambda session: self._storage.events.read(session.session_id, first_read), chunk)
+        for session, read in zip(chunk, reads, strict=True):
+            text = render_session(session, read.events)
+            if read.last_key is not None and len(read.events) < events_limit and page.fits(text):
+                text = render_session(session, self._read_on(session, read, events_limit))
+            if not page.add(session.session_number, text):
                 return False
         return True
+
+    def _read_on(self, session: StoredSession, read: EventsRead, events_limit: int) -> list[StoredEvent]:
+        """The session's first `events_limit` events, reading on from a first read cut at its cap."""
+        rest = self._storage.events.read(session.session_id, events_limit - len(read.events), after=read.last_key)
+        return [*read.events, *rest.events]

@@ -1,14 +1,15 @@
-"""Registration (contract 3, `POST /session`; guarantees 5.1 and 5.2), with single-item conditional writes.
+"""Registration (contract 3.1; guarantees 5.1, 5.2; three writes, contract 8.2), single-item writes only.
 
-Claim the session_id -> ADD 1 on the collecting pointer (batch id, number n) -> record the slot in the
-claim -> put the session at (batch, n) if that slot is free -> mark the claim registered.
+Take a number from the container's block (`numbering`) -> claim the session_id with that place ->
+put the session in its slot if the slot is empty -> mark the claim registered. In the steady state that
+is three writes; a block of numbers costs one more write on the collecting pointer now and then.
 
-* A session_id registers once: the claim is a conditional put, and a second call returns the slot the
-  claim records once the first call has marked it, or waits for it.
-* A session never lands in two slots: the slot is recorded in the claim before the session is written,
-  and a retry that takes a stalled claim over (after REGISTRATION_LEASE_MS) finishes in that slot.
+* A session_id registers once: the claim is a conditional put. A second call returns the place the
+  claim records once the first call has marked it, or waits for it (the unused number goes back).
+* A session never lands in two places: the place is in the claim before the session is written, and a
+  retry that takes a stalled claim over (after REGISTRATION_LEASE_MS) finishes in that place.
 * A slot holds one session: the session put is conditional. A slot a release tombstoned (contract 2.3)
-  sends the registration to a number in the next batch.
+  sends the registration to a number in the next batch, recorded in the claim first.
 * A session written to its slot is in the batch for good; if its registration stopped before marking
   the claim, `confirm` (called by every read of the session) completes that step.
 """
@@ -19,10 +20,11 @@ import uuid
 from typing import TYPE_CHECKING
 
 from clickstream.domain.context import Context
+from clickstream.domain.numbering import NumberBlocks
 from clickstream.domain.rules import InputRules, Search
 from clickstream.errors import ConflictError, SessionNotFound, TimestampOutsideWindow
 from clickstream.models import NewSession, Registration
-from clickstream.records import Claim, PointerUnavailable, SlotKey, StoredSession
+from clickstream.records import Claim, Place, Pointer, PointerUnavailable, StoredSession
 
 if TYPE_CHECKING:
     from clickstream.domain.release import Releaser
@@ -35,10 +37,11 @@ def new_batch_id(now: int) -> str:
 
 def registration_of(claim: Claim | None) -> Registration | None:
     """The registration a claim records, once it is complete."""
-    if claim is None or not claim.is_registered or claim.slot is None:
+    if claim is None or not claim.is_registered or claim.place is None:
         return None
-    batch_id, number = claim.slot
-    return Registration(session_id=claim.session_id, batch_id=batch_id, session_number=number)
+    return Registration(
+        session_id=claim.session_id, batch_id=claim.place.batch_id, session_number=claim.place.session_number
+    )
 
 
 class Registrar:
@@ -50,6 +53,7 @@ class Registrar:
         self._sleep = context.sleep
         self._releaser = releaser
         self._rules = InputRules(context.settings)
+        self._numbers = NumberBlocks(context.settings.number_block_max, context.settings.number_block_ms, context.clock)
 
     def register(self, new: NewSession) -> Registration:
         now = self._clock()
@@ -62,36 +66,38 @@ class Registrar:
             if registered is None:
                 raise
             return registered
+        place = self._number()
         token = uuid.uuid4().hex
-        if self._storage.claims.claim(search.session_id, token, now):
-            registration = self._place(search, token, slot=None)
+        if self._storage.claims.claim(search.session_id, token, now, place):
+            registration = self._place(search, token, place)
             self._telemetry.count("SessionsRegistered")
             return registration
+        self._numbers.give_back(place)
         return self._follow_claim(search)
 
-    def confirm(self, session_id: str) -> SlotKey:
-        """The slot of a registered session, for every route that reads or changes one.
+    def confirm(self, session_id: str) -> Place:
+        """The place of a registered session, for every route that reads or changes one.
 
         A session already written to its slot counts as registered even if its registration stopped before
         saying so (it is in the batch); that last step is completed here. SessionNotFound otherwise.
         """
         claim = self._storage.claims.get(session_id)
-        slot = None if claim is None else claim.slot
-        if claim is None or slot is None:
+        place = None if claim is None else claim.place
+        if claim is None or place is None:
             raise SessionNotFound(session_id)
         if not claim.is_registered:
-            occupant = self._storage.sessions.get_slot(*slot)
+            occupant = self._storage.sessions.get_slot(place)
             if occupant is None or occupant.session_id != session_id:
                 raise SessionNotFound(session_id)
-            self._storage.claims.mark_registered(session_id, *slot)
+            self._storage.claims.mark_registered(session_id, place)
             self._telemetry.rare(
                 "RegistrationsCompletedOnRead",
                 "A read completed a registration that stopped after writing its session",
                 session_id=session_id,
-                batch_id=slot[0],
-                session_number=slot[1],
+                batch_id=place.batch_id,
+                session_number=place.session_number,
             )
-        return slot
+        return place
 
     def _follow_claim(self, search: Search) -> Registration:
         """Someone claimed this session_id: return their registration, or finish it if they stalled."""
@@ -114,78 +120,109 @@ class Registrar:
                         session_id=search.session_id,
                         stalled_for_ms=now - claim.claimed_at,
                     )
-                    registration = self._place(search, token, slot=taken.slot)
+                    registration = self._finish_taken_over(search, token, taken.place)
                     self._telemetry.count("SessionsRegistered")
                     return registration
                 continue
             self._sleep(delay)
             delay = min(delay * 2, 0.2)
 
-    def _place(self, search: Search, token: str, slot: SlotKey | None) -> Registration:
+    def _finish_taken_over(self, search: Search, token: str, place: Place | None) -> Registration:
+        """Finish a stalled registration in the place its claim records. The place may be in a batch
+        released long ago (whose closed slots may have expired with its retention): the session is in
+        that batch only if it is in the slot; otherwise it moves on, like a slot a release closed."""
+        if place is not None and self._storage.releases.get_batch_record(place.batch_id) is not None:
+            occupant = self._storage.sessions.get_slot(place)
+            if occupant is None or occupant.session_id != search.session_id:
+                self._moved(search, place)
+                place = None
+        if place is None:
+            place = self._number()
+            if not self._storage.claims.assign(search.session_id, token, place):
+                return self._follow_claim(search)  # taken over again meanwhile
+        return self._place(search, token, place)
+
+    def _place(self, search: Search, token: str, place: Place) -> Registration:
         """Write the session into its slot, taking a new number when a release tombstoned the old one."""
-        while True:
-            if slot is None:
-                slot = self._next_number()
-                if not self._storage.claims.assign_slot(search.session_id, token, *slot):
-                    # A retry took our claim over; it finishes the registration.
-                    return self._follow_claim(search)
-            batch_id, number = slot
-            if not self._storage.sessions.put_session(_stored(search, batch_id, number)):
-                occupant = self._storage.sessions.get_slot(batch_id, number)
-                if occupant is None:  # slots are never emptied: the table changed under us
-                    raise ConflictError(f"Registration of session {search.session_id} is in an inconsistent state")
-                if occupant.session_id != search.session_id:
-                    self._telemetry.rare(
-                        "RegistrationsMovedByRelease",
-                        "A release closed the slot of a registration; it moves to the next batch",
-                        session_id=search.session_id,
-                        batch_id=batch_id,
-                        session_number=number,
-                    )
-                    slot = None
-                    continue
-            if not self._storage.claims.mark_registered(search.session_id, batch_id, number):
-                # The claim now points elsewhere: never acknowledge a slot the claim does not record.
-                raise ConflictError(f"Registration of session {search.session_id} moved while writing; retry")
-            return Registration(session_id=search.session_id, batch_id=batch_id, session_number=number)
+        while not self._storage.sessions.put_session(_stored(search, place), place.shards):
+            occupant = self._storage.sessions.get_slot(place)
+            if occupant is None:  # slots are never emptied: the table changed under us
+                raise ConflictError(f"Registration of session {search.session_id} is in an inconsistent state")
+            if occupant.session_id == search.session_id:
+                break  # written by this registration before (a retried call, or its lost answer)
+            self._moved(search, place)
+            place = self._number()
+            if not self._storage.claims.assign(search.session_id, token, place):
+                return self._follow_claim(search)  # a retry took the claim over; it finishes the registration
+        if not self._storage.claims.mark_registered(search.session_id, place):
+            # The claim now points elsewhere: never acknowledge a place the claim does not record.
+            raise ConflictError(f"Registration of session {search.session_id} moved while writing; retry")
+        return Registration(session_id=search.session_id, batch_id=place.batch_id, session_number=place.session_number)
 
-    def _next_number(self) -> SlotKey:
-        """A number in the collecting batch, opening a batch when none is open.
+    def _moved(self, search: Search, closed: Place) -> None:
+        """A release closed the slot this registration was numbered for: it moves to the next batch."""
+        self._telemetry.rare(
+            "RegistrationsMovedByRelease",
+            "A release closed the slot of a registration; it moves to the next batch",
+            session_id=search.session_id,
+            batch_id=closed.batch_id,
+            session_number=closed.session_number,
+        )
+        self._numbers.drop(closed.batch_id)
 
-        While a release holds the pointer sealed, wait; if it stays sealed past SEALED_BATCH_WAIT_MS (the
-        release stalled), complete the release's hand-over (`Releaser.complete_hand_over`) so the next
-        batch can open. The stalled release's settle is completed when it is called again.
+    def _number(self) -> Place:
+        """A number in the collecting batch: from this container's block, or from a new block.
+
+        With no collecting batch, open one. While a release holds the pointer sealed, wait (reading the
+        pointer, not writing it: a sealed pointer must not become a hot key); if it stays sealed past
+        SEALED_BATCH_WAIT_MS (the release stalled), complete the release's hand-over
+        (`Releaser.complete_hand_over`) so the next batch can open; the stalled release's settle is
+        completed when it is called again.
         """
-        delay = 0.005
-        sealed_seen_at: int | None = None
+        sealed_since: int | None = None
         while True:
-            try:
-                return self._storage.pointer.next_number()
-            except PointerUnavailable as unavailable:
-                pointer = unavailable.pointer
-            now = self._clock()
-            if pointer is None:
-                self._storage.pointer.open_batch(new_batch_id(now), now)
-                continue
-            sealed_seen_at = now if sealed_seen_at is None else sealed_seen_at
-            if now - sealed_seen_at >= self._settings.sealed_batch_wait_ms:
-                self._telemetry.rare(
-                    "StalledReleasesHandedOver",
-                    "A registration completed the hand-over of a release that stalled after sealing the batch",
-                    batch_id=pointer.batch_id,
-                    release_id=pointer.release_id or "",
-                )
-                self._releaser.complete_hand_over(pointer)
-                sealed_seen_at = None
-                continue
+            with self._numbers.allocating:
+                place = self._numbers.take()
+                if place is not None:
+                    return place
+                try:
+                    return self._numbers.hold(self._storage.pointer.next_block(self._numbers.size_wanted()))
+                except PointerUnavailable as unavailable:
+                    pointer = unavailable.pointer
+                now = self._clock()
+                if pointer is None:
+                    self._storage.pointer.open_batch(new_batch_id(now), now, self._settings.batch_shards)
+                    continue
+                sealed_since = now if sealed_since is None else sealed_since
+                if now - sealed_since >= self._settings.sealed_batch_wait_ms:
+                    self._hand_over_stalled(pointer)
+                    sealed_since = None
+                    continue
+            self._wait_while_sealed(pointer, sealed_since + self._settings.sealed_batch_wait_ms)
+
+    def _wait_while_sealed(self, sealed: Pointer, until: int) -> None:
+        """Until the pointer changes (the release handed the batch over) or `until`, reading it now and then."""
+        delay = 0.005
+        while self._clock() < until:
             self._sleep(delay)
             delay = min(delay * 2, 0.1)
+            if self._storage.pointer.get() != sealed:
+                return
+
+    def _hand_over_stalled(self, pointer: Pointer) -> None:
+        self._telemetry.rare(
+            "StalledReleasesHandedOver",
+            "A registration completed the hand-over of a release that stalled after sealing the batch",
+            batch_id=pointer.batch_id,
+            release_id=pointer.release_id or "",
+        )
+        self._releaser.complete_hand_over(pointer)
 
 
-def _stored(search: Search, batch_id: str, number: int) -> StoredSession:
+def _stored(search: Search, place: Place) -> StoredSession:
     return StoredSession(
-        batch_id=batch_id,
-        session_number=number,
+        batch_id=place.batch_id,
+        session_number=place.session_number,
         session_id=search.session_id,
         created_at=search.created_at,
         user_id=search.user_id,

@@ -1,16 +1,16 @@
 """Release (contract 2.3; guarantees 5.3 and 5.4), with single-item conditional writes.
 
-Seal the pointer with the release_id (freezes the last number N; registrations now wait) -> bind
-`release#<id>` to the batch (once: a release_id never names two batches) -> write the batch record ->
-delete the pointer (the next registration opens a new batch) -> settle: every number 1..N still empty
-after RELEASE_SETTLE_GRACE_MS gets a tombstone -> record the session count. The release is acknowledged
-only after the count is recorded.
+Seal the pointer with the release_id (freezes the last number N; registrations without numbers in
+hand now wait) -> bind `release#<id>` to the batch (once: a release_id never names two batches) ->
+write the batch record -> delete the pointer (the next registration opens a new batch) -> settle:
+every number 1..N still empty after RELEASE_SETTLE_GRACE_MS gets a tombstone, each shard walked
+concurrently -> record the session count. The release is acknowledged only after the count is recorded.
 
 Why the set of sessions is final then: numbers are handed out only by the ADD on an unsealed pointer,
-so none of the batch exists beyond N. A registration numbered before the seal either writes its session
-before settle reaches its slot (it is in the batch, counted) or finds a tombstone there and moves to the
-next batch. Slot writes are conditional, so once every slot 1..N holds a session or a tombstone nothing
-can enter the batch again.
+in blocks, so none of the batch exists beyond N, however many containers hold blocks of it. A
+registration numbered before the seal either writes its session before settle reaches its slot (it is
+in the batch, counted) or finds a tombstone there and moves to the next batch. Slot writes are
+conditional, so once every slot 1..N holds a session or a tombstone nothing can enter the batch again.
 
 Every step is conditional and repeatable: calling release again with the same id completes a release
 that crashed; a registration that finds the pointer sealed for too long completes the hand-over
@@ -19,10 +19,16 @@ that crashed; a registration that finds the pointer sealed for too long complete
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 from clickstream.domain.context import Context
 from clickstream.errors import NoCollectingBatch
 from clickstream.models import Release
-from clickstream.records import Pointer, ReleaseRecord
+from clickstream.records import Place, Pointer, ReleaseRecord, partition_of
+
+if TYPE_CHECKING:
+    from clickstream.storage import Storage
 
 
 class Releaser:
@@ -62,7 +68,7 @@ class Releaser:
             # Sealed empty by a release that stopped before undoing its seal: nothing to release.
             self._undo_empty_seal(pointer)
             return None
-        record = self._storage.releases.bind(pointer.release_id, pointer.batch_id, pointer.sealed_at, pointer.counter)
+        record = self._storage.releases.bind(pointer.release_id, pointer)
         if record.batch_id != pointer.batch_id:
             # This release_id already names another batch; it must not take this one too.
             self._storage.pointer.unseal(pointer)
@@ -109,20 +115,15 @@ class Releaser:
 
     def _settle(self, record: ReleaseRecord) -> ReleaseRecord:
         """Make the batch final: every number up to the frozen counter holds a session or a tombstone."""
-        written: set[int] = set()
-        session_count = 0
-        for slot in self._storage.sessions.slots(record.batch_id):
-            written.add(slot.session_number)
-            session_count += 0 if slot.is_tombstone else 1
-        missing = [number for number in range(1, record.last_number + 1) if number not in written]
+        walks = self._fanout.map(lambda shard: walk_shard(self._storage, record, shard), range(record.shards))
+        session_count = sum(walk.sessions for walk in walks)
+        missing = [place for walk in walks for place in walk.missing]
         if missing:
             # Numbers handed out just before the seal are usually written within a few milliseconds.
             wait_ms = record.released_at + self._settings.release_settle_grace_ms - self._clock()
             if wait_ms > 0:
                 self._sleep(wait_ms / 1000)
-            closed = self._fanout.map(
-                lambda number: self._storage.sessions.put_tombstone(record.batch_id, number), missing
-            )
+            closed = self._fanout.map(self._storage.sessions.put_tombstone, missing)
             tombstones = sum(closed)
             session_count += len(missing) - tombstones
             if tombstones:
@@ -135,3 +136,29 @@ class Releaser:
                 )
         self._storage.releases.record_session_count(record, session_count)
         return record.settled(session_count)
+
+
+@dataclass
+class ShardWalk:
+    """One shard of a batch read at settle: the sessions in it, and the numbers of it nobody wrote."""
+
+    sessions: int = 0
+    missing: list[Place] = field(default_factory=list)
+
+
+def walk_shard(storage: Storage, record: ReleaseRecord, shard: int) -> ShardWalk:
+    """Walk one shard's slots in order: its numbers are shard, shard + S, ... (1 onward), up to the last
+    number of the batch; those without a slot are missing. Memory holds only what is missing."""
+    walk = ShardWalk()
+    expected = shard if shard > 0 else record.shards
+    partition = partition_of(record.batch_id, expected, record.shards)
+    for slot in storage.sessions.slots(partition):
+        while expected < slot.session_number:
+            walk.missing.append(Place(record.batch_id, expected, record.shards))
+            expected += record.shards
+        walk.sessions += 0 if slot.is_tombstone else 1
+        expected = slot.session_number + record.shards
+    while expected <= record.last_number:
+        walk.missing.append(Place(record.batch_id, expected, record.shards))
+        expected += record.shards
+    return walk

@@ -30,8 +30,7 @@ class Sessions:
         return EventsAdded(session_id=session_id, accepted=accepted, duplicates=len(events) - accepted)
 
     def mark_irrelevant(self, session_id: str) -> IrrelevantMark:
-        batch_id, number = self._registrar.confirm(session_id)
-        if not self._storage.sessions.set_irrelevant(batch_id, number):
+        if not self._storage.sessions.set_irrelevant(self._registrar.confirm(session_id)):
             raise SessionNotFound(session_id)
         return IrrelevantMark(session_id=session_id)
 
@@ -43,7 +42,7 @@ class Sessions:
 
     def stored(self, session_id: str) -> StoredSession:
         """A registered session as stored; SessionNotFound when there is none."""
-        session = self._storage.sessions.get_session(*self._registrar.confirm(session_id))
+        session = self._storage.sessions.get_session(self._registrar.confirm(session_id))
         if session is None:
             raise SessionNotFound(session_id)
         return session

@@ -1,25 +1,31 @@
-"""SessionIdsTable: the claim that makes a session_id register once, and the slot it registered in.
+"""SessionIdsTable: the claim that makes a session_id register once, and the place it registered in.
 
 DynamoDB calls: GetItem, PutItem, UpdateItem on SessionIdsTable.
 """
 
 from __future__ import annotations
 
-from clickstream.records import Claim
+from clickstream.records import Claim, Place
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
 
 _REGISTERED = "registered"
 
 
 def _claim(item: Item) -> Claim:
+    batch_id = optional_s(item, "batch_id")
+    number = optional_n(item, "session_number")
+    place = None if batch_id is None or number is None else Place(batch_id, number, optional_n(item, "shards") or 1)
     return Claim(
         session_id=item["session_id"]["S"],
         state=item["state"]["S"],
         claim_token=item["claim_token"]["S"],
         claimed_at=int(item["claimed_at"]["N"]),
-        batch_id=optional_s(item, "batch_id"),
-        session_number=optional_n(item, "session_number"),
+        place=place,
     )
+
+
+def _place_values(place: Place) -> Item:
+    return {":batch": s(place.batch_id), ":number": n(place.session_number), ":shards": n(place.shards)}
 
 
 class Claims:
@@ -27,9 +33,19 @@ class Claims:
         self._dynamo = dynamo
         self._table = table
 
-    def claim(self, session_id: str, token: str, now: int) -> bool:
-        """Claim a session_id for one registration; False when it is claimed already."""
-        item = {"session_id": s(session_id), "state": s("claimed"), "claim_token": s(token), "claimed_at": n(now)}
+    def claim(self, session_id: str, token: str, now: int, place: Place) -> bool:
+        """Claim a session_id for one registration, with the place it is numbered for; False when it is
+        claimed already. The place is in the claim before the session is written, so a retry that takes
+        the claim over finishes there and a session_id never lands in two places."""
+        item = {
+            "session_id": s(session_id),
+            "state": s("assigned"),
+            "claim_token": s(token),
+            "claimed_at": n(now),
+            "batch_id": s(place.batch_id),
+            "session_number": n(place.session_number),
+            "shards": n(place.shards),
+        }
         return self._dynamo.put_new(self._table, item, "session_id")
 
     def get(self, session_id: str) -> Claim | None:
@@ -39,8 +55,8 @@ class Claims:
     def take_over(self, session_id: str, old_token: str, new_token: str, now: int) -> Claim | None:
         """Replace a stale claim (its registration crashed or stalled) with ours.
 
-        Returns the claim as it stands after the take-over: the slot in it is the one to use, since
-        the old owner can no longer assign one.
+        Returns the claim as it stands after the take-over: its place is the one to use, since the old
+        owner can no longer record another.
         """
         response = self._dynamo.conditional(
             "update_item",
@@ -59,27 +75,27 @@ class Claims:
         )
         return None if response is None else _claim(response["Attributes"])
 
-    def assign_slot(self, session_id: str, token: str, batch_id: str, session_number: int) -> bool:
-        """Record the slot before writing the session, so a retry finds it instead of numbering again."""
+    def assign(self, session_id: str, token: str, place: Place) -> bool:
+        """Record a new place for the session (its old one was closed by a release); only while the claim
+        is ours and not registered."""
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key={"session_id": s(session_id)},
-            UpdateExpression="SET #state = :assigned, batch_id = :batch, session_number = :number",
+            UpdateExpression="SET #state = :assigned, batch_id = :batch, session_number = :number, shards = :shards",
             ConditionExpression="claim_token = :token AND #state <> :registered",
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":assigned": s("assigned"),
-                ":batch": s(batch_id),
-                ":number": n(session_number),
                 ":token": s(token),
                 ":registered": s(_REGISTERED),
+                **_place_values(place),
             },
         )
         return response is not None
 
-    def mark_registered(self, session_id: str, batch_id: str, session_number: int) -> bool:
-        """Final step of a registration; repeatable, and only ever for the slot the claim records."""
+    def mark_registered(self, session_id: str, place: Place) -> bool:
+        """Final step of a registration; repeatable, and only ever for the place the claim records."""
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
@@ -89,8 +105,8 @@ class Claims:
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":registered": s(_REGISTERED),
-                ":batch": s(batch_id),
-                ":number": n(session_number),
+                ":batch": s(place.batch_id),
+                ":number": n(place.session_number),
             },
         )
         return response is not None

@@ -5,6 +5,7 @@ DynamoDB calls: PutItem and Query on EventsTable; Query on its index by_created_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from clickstream.records import StoredEvent
@@ -16,6 +17,12 @@ EVENTS_BY_TIME_INDEX = "by_created_at"
 def chronological_key(created_at: int, event_id: str) -> str:
     """Sort key of the events-by-time index: orders by created_at, then event_id (UTF-8 byte order)."""
     return f"{created_at:013d}#{event_id}"
+
+
+@dataclass(frozen=True)
+class EventsRead:
+    events: list[StoredEvent]
+    last_key: str | None  # set when the read stopped at its limit: more may follow
 
 
 def _event(item: Item) -> StoredEvent:
@@ -49,6 +56,11 @@ class Events:
 
     def first(self, session_id: str, limit: int) -> list[StoredEvent]:
         """The first `limit` events of a session in time order; reads no further than that."""
+        return self.read(session_id, limit).events
+
+    def read(self, session_id: str, limit: int, after: str | None = None) -> EventsRead:
+        """Up to `limit` events of a session in time order, after the event whose index key is `after`;
+        reads no further than that. `EventsRead.last_key` continues a read cut at `limit`."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": EVENTS_BY_TIME_INDEX,
@@ -56,7 +68,12 @@ class Events:
             "ExpressionAttributeValues": {":session": s(session_id)},
             "ConsistentRead": True,
         }
-        return [_event(item) for item in self._dynamo.query(request, total=max(limit, 0))]
+        if after is not None:
+            request["KeyConditionExpression"] += " AND chrono > :after"
+            request["ExpressionAttributeValues"][":after"] = s(after)
+        events = [_event(item) for item in self._dynamo.query(request, total=max(limit, 0))]
+        last_key = chronological_key(events[-1].created_at, events[-1].event_id) if events else None
+        return EventsRead(events, last_key if len(events) == limit else None)
 
     def exist_for(self, session_id: str) -> bool:
         response = self._dynamo.call(

@@ -1,11 +1,11 @@
-"""The collecting pointer (`pk = pointer` in BatchesTable): the open batch and its number counter.
+"""The collecting pointer (`pk = pointer` in BatchesTable): the open batch, its shard count and its counter.
 
 DynamoDB calls: GetItem, PutItem, UpdateItem, DeleteItem on BatchesTable.
 """
 
 from __future__ import annotations
 
-from clickstream.records import POINTER_KEY, Pointer, PointerUnavailable
+from clickstream.records import POINTER_KEY, NumberBlock, Pointer, PointerUnavailable
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
 
 _KEY = {"pk": s(POINTER_KEY)}
@@ -16,6 +16,7 @@ def _pointer(item: Item) -> Pointer:
         batch_id=item["batch_id"]["S"],
         counter=int(item["counter"]["N"]),
         opened_at=int(item["opened_at"]["N"]),
+        shards=optional_n(item, "shards") or 1,
         release_id=optional_s(item, "release_id"),
         sealed_at=optional_n(item, "sealed_at"),
     )
@@ -26,8 +27,8 @@ class CollectingPointer:
         self._dynamo = dynamo
         self._table = table
 
-    def next_number(self) -> tuple[str, int]:
-        """Hand out the next session number of the collecting batch: one atomic ADD on the pointer.
+    def next_block(self, size: int) -> NumberBlock:
+        """Hand out the next `size` numbers of the collecting batch: one atomic ADD on the pointer.
 
         Raises PointerUnavailable (with the pointer as it is now) when there is none or it is sealed.
         """
@@ -35,24 +36,25 @@ class CollectingPointer:
             "update_item",
             TableName=self._table,
             Key=_KEY,
-            UpdateExpression="ADD #counter :one",
+            UpdateExpression="ADD #counter :size",
             ConditionExpression="attribute_exists(pk) AND attribute_not_exists(release_id)",
             ExpressionAttributeNames={"#counter": "counter"},
-            ExpressionAttributeValues={":one": n(1)},
+            ExpressionAttributeValues={":size": n(size)},
             ReturnValues="ALL_NEW",
         )
         if response is None:
             raise PointerUnavailable(self.get())
-        attributes = response["Attributes"]
-        return attributes["batch_id"]["S"], int(attributes["counter"]["N"])
+        pointer = _pointer(response["Attributes"])
+        return NumberBlock(pointer.batch_id, pointer.shards, pointer.counter - size + 1, pointer.counter)
 
     def get(self) -> Pointer | None:
         item = self._dynamo.get(self._table, _KEY)
         return None if item is None else _pointer(item)
 
-    def open_batch(self, batch_id: str, now: int) -> bool:
-        """Create the pointer of a new collecting batch; False when another caller opened one first."""
-        item = {**_KEY, "batch_id": s(batch_id), "counter": n(0), "opened_at": n(now)}
+    def open_batch(self, batch_id: str, now: int, shards: int) -> bool:
+        """Create the pointer of a new collecting batch of `shards` shards; False when another caller opened
+        one first. The shard count is the batch's for good: every record of it copies this one."""
+        item = {**_KEY, "batch_id": s(batch_id), "counter": n(0), "opened_at": n(now), "shards": n(shards)}
         return self._dynamo.put_new(self._table, item, "pk")
 
     def seal(self, release_id: str, now: int) -> Pointer | None:

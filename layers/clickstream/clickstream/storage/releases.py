@@ -5,7 +5,7 @@ DynamoDB calls: GetItem, PutItem, UpdateItem on BatchesTable.
 
 from __future__ import annotations
 
-from clickstream.records import BatchRecord, ReleaseRecord
+from clickstream.records import BatchRecord, Pointer, ReleaseRecord
 from clickstream.storage.plumbing import Dynamo, n, optional_n, s
 
 
@@ -22,14 +22,16 @@ class Releases:
         self._dynamo = dynamo
         self._table = table
 
-    def bind(self, release_id: str, batch_id: str, released_at: int, last_number: int) -> ReleaseRecord:
-        """Attach `release_id` to `batch_id` once; returns the binding that holds (maybe an older one)."""
+    def bind(self, release_id: str, sealed: Pointer) -> ReleaseRecord:
+        """Attach `release_id` to the batch `sealed` holds, frozen at its seal, once; returns the binding that
+        holds (maybe an older one, of another batch)."""
         item = {
             "pk": s(release_key(release_id)),
             "release_id": s(release_id),
-            "batch_id": s(batch_id),
-            "released_at": n(released_at),
-            "last_number": n(last_number),
+            "batch_id": s(sealed.batch_id),
+            "released_at": n(sealed.sealed_at or 0),
+            "last_number": n(sealed.counter),
+            "shards": n(sealed.shards),
         }
         self._dynamo.put_new(self._table, item, "pk")
         record = self.get_release(release_id)
@@ -46,6 +48,7 @@ class Releases:
             batch_id=item["batch_id"]["S"],
             released_at=int(item["released_at"]["N"]),
             last_number=int(item["last_number"]["N"]),
+            shards=optional_n(item, "shards") or 1,
             session_count=optional_n(item, "session_count"),
         )
 
@@ -57,6 +60,7 @@ class Releases:
             "release_id": s(release.release_id),
             "released_at": n(release.released_at),
             "last_number": n(release.last_number),
+            "shards": n(release.shards),
         }
         self._dynamo.put_new(self._table, item, "pk")
 
@@ -69,6 +73,7 @@ class Releases:
             release_id=item["release_id"]["S"],
             released_at=int(item["released_at"]["N"]),
             last_number=int(item["last_number"]["N"]),
+            shards=optional_n(item, "shards") or 1,
             session_count=optional_n(item, "session_count"),
         )
 

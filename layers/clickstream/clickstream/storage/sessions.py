@@ -1,4 +1,7 @@
-"""SessionsTable: sessions and tombstones in their slots, keyed by (batch_id, session_number).
+"""SessionsTable: sessions and tombstones in their slots, keyed by (partition, session_number).
+
+The partition of a slot is its batch id, or `<batch id>#<shard>` in a batch of several shards
+(`records.partition_of`); the key attribute keeps its first name, `batch_id`.
 
 DynamoDB calls: GetItem, PutItem, UpdateItem, Query on SessionsTable.
 """
@@ -6,15 +9,28 @@ DynamoDB calls: GetItem, PutItem, UpdateItem, Query on SessionsTable.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from clickstream.records import Slot, StoredSession
+from clickstream.records import Place, Slot, StoredSession, partition_of
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_s, s
 
 
-def _session(item: Item) -> StoredSession:
+@dataclass(frozen=True)
+class ShardPage:
+    """Sessions of one shard read by one Query (tombstones left out), and where the next Query starts."""
+
+    sessions: list[StoredSession]
+    next_start: Item | None
+
+
+def _key(place: Place) -> Item:
+    return {"batch_id": s(place.partition), "session_number": n(place.session_number)}
+
+
+def _session(item: Item, batch_id: str) -> StoredSession:
     return StoredSession(
-        batch_id=item["batch_id"]["S"],
+        batch_id=batch_id,
         session_number=int(item["session_number"]["N"]),
         session_id=item["session_id"]["S"],
         created_at=int(item["created_at"]["N"]),
@@ -30,10 +46,10 @@ class SessionSlots:
         self._dynamo = dynamo
         self._table = table
 
-    def put_session(self, session: StoredSession) -> bool:
+    def put_session(self, session: StoredSession, shards: int) -> bool:
         """Write a session into its slot; False when the slot is taken (by a session or a tombstone)."""
         item: Item = {
-            "batch_id": s(session.batch_id),
+            "batch_id": s(partition_of(session.batch_id, session.session_number, shards)),
             "session_number": n(session.session_number),
             "session_id": s(session.session_id),
             "created_at": n(session.created_at),
@@ -45,61 +61,63 @@ class SessionSlots:
             item["user_id"] = s(session.user_id)
         return self._dynamo.put_new(self._table, item, "session_number")
 
-    def put_tombstone(self, batch_id: str, session_number: int) -> bool:
+    def put_tombstone(self, place: Place) -> bool:
         """Close a slot whose registration never wrote it; False when a session got there first."""
-        item = {"batch_id": s(batch_id), "session_number": n(session_number), "tombstone": {"BOOL": True}}
+        item = {**_key(place), "tombstone": {"BOOL": True}}
         if self._dynamo.put_new(self._table, item, "session_number"):
             return True
         # Taken: by a session, or by a tombstone (a concurrent settle of the same release, or this very
         # write when botocore retried an attempt whose answer was lost). Only a session counts as one.
-        slot = self.get_slot(batch_id, session_number)
+        slot = self.get_slot(place)
         return slot is not None and slot.is_tombstone
 
-    def get_slot(self, batch_id: str, session_number: int) -> Slot | None:
-        item = self._dynamo.get(self._table, {"batch_id": s(batch_id), "session_number": n(session_number)})
+    def get_slot(self, place: Place) -> Slot | None:
+        item = self._dynamo.get(self._table, _key(place))
         if item is None:
             return None
-        return Slot(session_number, optional_s(item, "session_id"))
+        return Slot(place.session_number, optional_s(item, "session_id"))
 
-    def get_session(self, batch_id: str, session_number: int) -> StoredSession | None:
-        item = self._dynamo.get(self._table, {"batch_id": s(batch_id), "session_number": n(session_number)})
+    def get_session(self, place: Place) -> StoredSession | None:
+        item = self._dynamo.get(self._table, _key(place))
         if item is None or "tombstone" in item:
             return None
-        return _session(item)
+        return _session(item, place.batch_id)
 
-    def set_irrelevant(self, batch_id: str, session_number: int) -> bool:
+    def set_irrelevant(self, place: Place) -> bool:
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
-            Key={"batch_id": s(batch_id), "session_number": n(session_number)},
+            Key=_key(place),
             UpdateExpression="SET is_irrelevant = :true",
             ConditionExpression="attribute_exists(session_id)",
             ExpressionAttributeValues={":true": {"BOOL": True}},
         )
         return response is not None
 
-    def sessions_after(self, batch_id: str, after_number: int, page_size: int) -> Iterator[StoredSession]:
-        """Sessions of a batch with number > `after_number`, ascending; tombstones skipped.
-
-        Reads lazily, `page_size` items per Query, so a caller that stops early reads no further.
-        """
+    def shard_page(
+        self, batch_id: str, partition: str, after_number: int, limit: int, start: Item | None = None
+    ) -> ShardPage:
+        """One Query of a shard: its sessions with number > `after_number`, ascending, at most `limit`
+        slots read (a tombstone read counts), continuing from `start`."""
         request: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "batch_id = :batch AND session_number > :after",
-            "ExpressionAttributeValues": {":batch": s(batch_id), ":after": n(after_number)},
-            "Limit": page_size,
+            "KeyConditionExpression": "batch_id = :partition AND session_number > :after",
+            "ExpressionAttributeValues": {":partition": s(partition), ":after": n(after_number)},
+            "Limit": limit,
             "ConsistentRead": True,
         }
-        for item in self._dynamo.query(request):
-            if "tombstone" not in item:
-                yield _session(item)
+        if start is not None:
+            request["ExclusiveStartKey"] = start
+        response = self._dynamo.call("query", **request)
+        sessions = [_session(item, batch_id) for item in response.get("Items", []) if "tombstone" not in item]
+        return ShardPage(sessions, response.get("LastEvaluatedKey"))
 
-    def slots(self, batch_id: str) -> Iterator[Slot]:
-        """Every written slot of a batch (sessions and tombstones), keys only."""
+    def slots(self, partition: str) -> Iterator[Slot]:
+        """Every written slot of one shard (sessions and tombstones), ascending, keys only."""
         request: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "batch_id = :batch",
-            "ExpressionAttributeValues": {":batch": s(batch_id)},
+            "KeyConditionExpression": "batch_id = :partition",
+            "ExpressionAttributeValues": {":partition": s(partition)},
             "ProjectionExpression": "session_number, session_id",
             "ConsistentRead": True,
         }
