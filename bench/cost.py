@@ -1,15 +1,19 @@
 """What one million sessions cost on AWS, from the capacity DynamoDB reports and the handlers' durations.
 
 Each session is registered, gets 3 click events (one call), is paged once (pages of 100 sessions, up to
-100 events each) and half of them are scheduled for improvement; then the batch is released. The run
-is on dynalite, which reports capacity units by item size as DynamoDB does (moto's are flat): every
-request asks `ReturnConsumedCapacity=TOTAL`. Index writes, which DynamoDB bills and dynalite does not
+100 events each) and half of them are scheduled for improvement; then the batch is released and exported
+(the export function's steps, into a folder standing in for S3). The run is on dynalite, which reports
+capacity units by item size as DynamoDB does (moto's are flat): every request asks
+`ReturnConsumedCapacity=TOTAL`. Index writes, which DynamoDB bills and dynalite does not
 report, are added per index the written item lands in; a failed conditional write is billed 1 write unit.
-The figures scale linearly from the measured batch to one million sessions.
+The figures scale linearly from the measured batch to one million sessions, except the pipeline's
+per-release parts (Step Functions transitions, EventBridge events, S3 requests per range), counted for one
+release of a million-session batch in ranges of EXPORT_RANGE_SESSIONS.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -18,7 +22,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +48,19 @@ PRICES = {
     "dynamodb_per_million_write_units": 0.625,  # on-demand, after the November 2024 price cut
     "dynamodb_per_million_read_units": 0.125,
     "cloudwatch_logs_per_gb_ingested": 0.50,  # the functions' logs and EMF metrics
+    "s3_per_thousand_puts": 0.005,
+    "s3_per_thousand_gets": 0.0004,
+    "s3_per_gb_month": 0.023,  # S3 Standard, first 50 TB
+    "step_functions_per_thousand_transitions": 0.025,  # standard workflows, Distributed Map children too
+    "eventbridge_per_million_events": 1.00,  # custom events
 }
-LAMBDA_MEMORY_GB = 1.0  # template.yaml Globals: MemorySize 1024
+RANGE_SESSIONS = 20_000  # EXPORT_RANGE_SESSIONS, the template's default
+# State transitions of one release and its export (statemachines/*.asl.json): the release machine's
+# path, the export's main path, and per range a child execution's (start, the task, end).
+RELEASE_TRANSITIONS = 4
+EXPORT_TRANSITIONS = 10
+TRANSITIONS_PER_RANGE = 3
+EVENTS_PER_RELEASE = 2  # BatchReleased, BatchExported
 LAMBDA_REPORT_BYTES = 300  # START, END and REPORT lines Lambda logs per invocation
 READ_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem"})
 METERED_OPERATIONS = READ_OPERATIONS | {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
@@ -53,6 +68,8 @@ METERED_OPERATIONS = READ_OPERATIONS | {"PutItem", "UpdateItem", "DeleteItem", "
 
 @dataclass
 class RouteCost:
+    memory_gb: float = 1.0
+    api: bool = True  # served through API Gateway (the export's steps are not)
     calls: int = 0
     seconds: float = 0.0
     read_units: float = 0.0
@@ -112,22 +129,43 @@ def _index_counts(names: dict[str, str]) -> dict[str, int]:
 class Workload:
     """The sessions of the cost model, driven through the real handlers."""
 
-    def __init__(self, functions: LocalFunctions, meter: CapacityMeter, sessions: int) -> None:
+    def __init__(self, functions: LocalFunctions, meter: CapacityMeter, sessions: int, lake_dir: Path) -> None:
         self._functions = functions
         self._meter = meter
         self._sessions = sessions
+        self._lake_dir = lake_dir
 
     def call(self, name: str, route: str, *, body: Any = None, query: dict[str, str] | None = None) -> Any:
-        self._meter.route = name
-        started = time.perf_counter()
-        result = self._functions.call(route, body=body, query=query)
-        elapsed = time.perf_counter() - started
+        result = self._timed(
+            name, self._functions.routes[route], lambda: self._functions.call(route, body=body, query=query)
+        )
         if result.status != 200:
             raise RuntimeError(f"{name}: {route} answered {result.status}: {result.body}")
+        return result.body
+
+    def invoke(self, name: str, function_id: str, event: dict[str, Any]) -> Any:
         cost = self._meter.routes[name]
+        cost.api = False
+        return self._timed(name, function_id, lambda: self._functions.invoke(function_id, event))
+
+    def _timed(self, name: str, function_id: str, call: Callable[[], Any]) -> Any:
+        self._meter.route = name
+        started = time.perf_counter()
+        result = call()
+        elapsed = time.perf_counter() - started
+        cost = self._meter.routes[name]
+        cost.memory_gb = MEMORY_GB[function_id]
         cost.calls += 1
         cost.seconds += math.ceil(elapsed * 1000) / 1000  # Lambda bills whole milliseconds
-        return result.body
+        return result
+
+    def export(self, release_id: str, lake_dir: Path) -> None:
+        """The export machine's steps for the released batch: plan, each range, finish."""
+        name = "export (the batch: plan, ranges, finish)"
+        plan = self.invoke(name, "ExportFunction", {"step": "plan", "release_id": release_id, "export_id": "cost"})
+        for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
+            self.invoke(name, "ExportFunction", {"step": "range", "job": plan["job"], "range": number_range})
+        self.invoke(name, "ExportFunction", {"step": "finish", "job": plan["job"], "ranges": plan["ranges"]})
 
     def run(self) -> None:
         batch_id = ""
@@ -155,29 +193,81 @@ class Workload:
         for n in range(0, self._sessions, 2):
             self.call("use_for_improvement", "POST /session/use-for-improvement", body={"session_id": f"cost-{n}"})
         self.call("release (the batch)", "POST /batch/release", body={"release_id": "cost-release"})
+        self.export("cost-release", self._lake_dir)
 
 
-def _per_million(routes: dict[str, RouteCost], sessions: int, log_bytes: int) -> dict[str, Any]:
+def _function_memory_gb() -> dict[str, float]:
+    resources = load_template()
+    default = resources["Globals"]["Function"]["MemorySize"]
+    return {
+        logical_id: resource["Properties"].get("MemorySize", default) / 1024
+        for logical_id, resource in resources["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+MEMORY_GB = _function_memory_gb()
+
+
+@dataclass(frozen=True)
+class LakeFootprint:
+    """What the export left in the lake: objects written and read, and the dataset's bytes."""
+
+    ranges: int
+    objects_per_range: float
+    gets_per_range: float
+    dataset_bytes: int
+
+    @classmethod
+    def of(cls, lake_dir: Path) -> LakeFootprint:
+        manifests = list(lake_dir.glob("sessions/*/manifest.json"))
+        [manifest] = [json.loads(path.read_text(encoding="utf-8")) for path in manifests]
+        work_files = [path for path in lake_dir.glob("exports/**/*") if path.is_file()]
+        ranges = len({part["key"].split("-")[1].split(".")[0] for part in manifest["parts"]})
+        per_range_files = (len(work_files) - 1 + len(manifest["parts"])) / ranges  # less ranges.json
+        return cls(ranges, per_range_files, (len(work_files) - 1) / ranges, sum(p["bytes"] for p in manifest["parts"]))
+
+
+def _pipeline(lake: LakeFootprint, sessions: int) -> dict[str, float]:
+    """The release's and export's parts other than Lambda and DynamoDB, for a million-session batch."""
+    ranges = math.ceil(MILLION / RANGE_SESSIONS)
+    puts = ranges * lake.objects_per_range + 2  # + ranges.json and the manifest
+    gets = ranges * lake.gets_per_range + 1  # + the map's ItemReader
+    transitions = RELEASE_TRANSITIONS + EXPORT_TRANSITIONS + ranges * TRANSITIONS_PER_RANGE
+    dataset_gb = lake.dataset_bytes * MILLION / sessions / 1e9
+    return {
+        "S3 (export requests)": puts / 1000 * PRICES["s3_per_thousand_puts"]
+        + gets / 1000 * PRICES["s3_per_thousand_gets"],
+        "S3 (the dataset, per month kept)": dataset_gb * PRICES["s3_per_gb_month"],
+        "Step Functions (release and export)": transitions / 1000 * PRICES["step_functions_per_thousand_transitions"],
+        "EventBridge (announcements)": EVENTS_PER_RELEASE / MILLION * PRICES["eventbridge_per_million_events"],
+    }
+
+
+def _per_million(routes: dict[str, RouteCost], sessions: int, log_bytes: int, lake: LakeFootprint) -> dict[str, Any]:
     """Each route's figures scaled from `sessions` to a million sessions, and the bill by part."""
     scale = MILLION / sessions
-    requests = sum(cost.calls for cost in routes.values()) * scale
-    logged_gb = (log_bytes * scale + requests * LAMBDA_REPORT_BYTES) / 1e9
-    gb_seconds = sum(cost.seconds for cost in routes.values()) * scale * LAMBDA_MEMORY_GB
+    api_requests = sum(cost.calls for cost in routes.values() if cost.api) * scale
+    invocations = sum(cost.calls for cost in routes.values()) * scale
+    logged_gb = (log_bytes * scale + invocations * LAMBDA_REPORT_BYTES) / 1e9
+    gb_seconds = sum(cost.seconds * cost.memory_gb for cost in routes.values()) * scale
     write_units = sum(cost.write_units for cost in routes.values()) * scale
     read_units = sum(cost.read_units for cost in routes.values()) * scale
     parts = {
-        "API Gateway (HTTP API requests)": requests / MILLION * PRICES["api_gateway_per_million_requests"],
-        "Lambda (duration, 1024 MB arm64)": gb_seconds * PRICES["lambda_per_gb_second"],
-        "Lambda (requests)": requests / MILLION * PRICES["lambda_per_million_requests"],
+        "API Gateway (HTTP API requests)": api_requests / MILLION * PRICES["api_gateway_per_million_requests"],
+        "Lambda (duration, arm64)": gb_seconds * PRICES["lambda_per_gb_second"],
+        "Lambda (requests)": invocations / MILLION * PRICES["lambda_per_million_requests"],
         "DynamoDB writes": write_units / MILLION * PRICES["dynamodb_per_million_write_units"],
         "DynamoDB reads": read_units / MILLION * PRICES["dynamodb_per_million_read_units"],
         "CloudWatch Logs (logs and metrics)": logged_gb * PRICES["cloudwatch_logs_per_gb_ingested"],
+        **_pipeline(lake, sessions),
     }
     return {
-        "requests": round(requests),
+        "requests": round(api_requests),
         "gb_seconds": round(gb_seconds, 1),
         "write_units": round(write_units),
         "read_units": round(read_units),
+        "dataset_mb": round(lake.dataset_bytes * scale / 1e6, 1),
         "parts": {name: round(value, 4) for name, value in parts.items()},
         "total": round(sum(parts.values()), 4),
     }
@@ -208,7 +298,9 @@ def measure(sessions: int) -> dict[str, Any]:
     warnings.filterwarnings("ignore", "No application metrics to publish")  # calls that count nothing
     with tempfile.TemporaryDirectory() as logs, dynalite_server(Path(logs) / "dynalite.log") as endpoint:
         saved = dict(os.environ)
-        os.environ.update(lambda_environment(endpoint))
+        os.environ.update(lambda_environment(endpoint, endpoint))
+        lake_dir = Path(logs) / "lake"
+        os.environ["LAKE_DIR"] = str(lake_dir)
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         put_layers_on_path()  # Powertools reads its settings when the layer is first imported
         from clickstream import runtime
@@ -220,7 +312,8 @@ def measure(sessions: int) -> dict[str, Any]:
             meter = CapacityMeter(_index_counts(names))
             meter.attach(runtime.get_service().storage.client)
             with stdout_bytes() as logged:
-                Workload(LocalFunctions(instances_per_function=1), meter, sessions).run()
+                Workload(LocalFunctions(instances_per_function=1), meter, sessions, lake_dir).run()
+            lake = LakeFootprint.of(lake_dir)
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -242,5 +335,5 @@ def measure(sessions: int) -> dict[str, Any]:
         "prices_date": PRICES_DATE,
         "routes": per_call,
         "log_bytes_per_call": round(logged[0] / sum(cost.calls for cost in routes.values())),
-        "per_million": _per_million(routes, sessions, logged[0]),
+        "per_million": _per_million(routes, sessions, logged[0], lake),
     }

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sys
 
-from local.dynamodb import EmbeddedDynamoDB
+from local.dynamodb import EmbeddedAws
 
 
 def main() -> None:
-    server = EmbeddedDynamoDB().start()
+    server = EmbeddedAws().start()
     print(f"ENDPOINT {server.endpoint}", flush=True)
     sys.stdin.read()
     server.stop()

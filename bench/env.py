@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class MotoProcess:
-    """local.dynamodb.EmbeddedDynamoDB, served by a child process (bench/dynamodb_server.py)."""
+    """local.dynamodb.EmbeddedAws, served by a child process (bench/dynamodb_server.py)."""
 
     def __init__(self) -> None:
         self._process = subprocess.Popen(
@@ -59,7 +59,7 @@ class BenchEnv:
 
     def __init__(self) -> None:
         self.dynamodb = MotoProcess()
-        os.environ.update(lambda_environment(self.dynamodb.endpoint))
+        os.environ.update(lambda_environment(self.dynamodb.endpoint, self.dynamodb.endpoint))
         # No X-Ray daemon here: the in-process figures are for tracing off (cold start measures both).
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)  # metrics are flushed (to stdout) as in Lambda

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report_cost import cost_section
+from bench.report_export import export_section
 from local.request_counts import Case, counts_table
 
 COLD_TARGET = 1.3
@@ -174,7 +175,7 @@ def _overhead(warm: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
         "## Warm overhead",
         "",
         f"Each route's real handler called in-process with an API Gateway v2 event, {warm['iterations']} "
-        "times, against moto (local/dynamodb.py's EmbeddedDynamoDB, in its own process). **direct** replays "
+        "times, against moto (local/dynamodb.py's EmbeddedAws, in its own process). **direct** replays "
         "the DynamoDB requests the handler made (recorded once, ids substituted per iteration so every write "
         "succeeds or fails exactly as the handler's) with a plain boto3 client of the same settings, "
         "concurrent where the handler's were. Handler and direct alternate within each iteration; medians in ms. "
@@ -402,6 +403,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
         lines += [*_paging(results["paging"]), ""]
     if results.get("throughput"):
         lines += [*_throughput(results["throughput"]), ""]
+    if results.get("export"):
+        lines += [*export_section(results["export"], results.get("cost")), ""]
     if results.get("cost"):
         lines += [*cost_section(results["cost"], (before or {}).get("cost")), ""]
     if results.get("size"):

@@ -16,10 +16,14 @@ def cost_section(cost: dict[str, Any], before: dict[str, Any] | None) -> list[st
         "## Cost per million sessions",
         "",
         f"Each session registered, with 3 click events (one call), paged once (pages of 100), half of them "
-        f"scheduled for improvement, the batch released; measured on {cost['sessions_measured']:,} sessions "
-        "through the real handlers on dynalite (capacity units as DynamoDB reports them, index writes added, "
-        "a failed conditional write billed 1 unit), durations as measured here (this machine, not Lambda's "
-        "arm64), scaled to a million. us-east-1 on-demand list prices as of "
+        f"scheduled for improvement, the batch released and exported; measured on {cost['sessions_measured']:,} "
+        "sessions through the real handlers on dynalite (capacity units as DynamoDB reports them, index writes "
+        "added, a failed conditional write billed 1 unit), durations as measured here (this machine, not "
+        "Lambda's arm64) at each function's configured memory, scaled to a million. S3 requests, Step Functions "
+        "transitions and EventBridge events are counted for one release of a million-session batch (ranges of "
+        "20,000); the dataset's storage is a month's. Not included: Athena queries ($5 per TB scanned: a full "
+        f"scan of this dataset, {cost['per_million'].get('dataset_mb', 0):,} MB, costs "
+        f"${cost['per_million'].get('dataset_mb', 0) / 1e6 * 5:.4f}). us-east-1 on-demand list prices as of "
         f"{cost['prices_date']}: " + ", ".join(f"`{name}` {value:g}" for name, value in cost["prices"].items()) + ".",
         "",
         "| Part | " + ("Before | " if old else "") + "Cost |",

@@ -3,7 +3,7 @@
 Prints a summary and writes bench/results.json and bench/RESULTS.md. Not part of `make test`; the
 request counts it documents are checked there by tests/test_request_counts.py.
 
-    python -m bench.run [--quick] [--skip-build] [--only coldstart,overhead,counts,paging,throughput,size]
+    python -m bench.run [--quick] [--skip-build] [--only coldstart,overhead,counts,paging,throughput,export,cost,size]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ RESULTS_JSON = BENCH_DIR / "results.json"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 BEFORE_JSON = BENCH_DIR / "results-before.json"  # the run before the speed work, kept for comparison
 WORK = BENCH_DIR / ".work"
-SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "cost", "size")
+SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "export", "cost", "size")
 COST_BEFORE_JSON = BENCH_DIR / "cost-before.json"  # the cost run before the scale work (3 writes a session)
 
 
@@ -40,6 +41,8 @@ def _settings(quick: bool) -> dict[str, Any]:
         "throughput_warmup_s": 2.0,
         "throughput_duration_s": 3.0 if quick else 8.0,
         "cost_sessions": 200 if quick else 1000,
+        "export_sizes": [1000, 5000] if quick else [5000, 20000, 50000],
+        "export_range_sessions": 20000,
     }
 
 
@@ -88,6 +91,13 @@ def _print_throughput(throughput: dict[str, Any]) -> None:
     )
 
 
+def _print_export(export: dict[str, Any]) -> None:
+    print("\nexport (one worker)   sessions/s  CPU ms/1000  peak MB")
+    for size, run in export["runs"].items():
+        figures = f"{run['sessions_per_s']:>9,} {run['cpu_ms_per_1000_sessions']:>11,} {run['peak_rss_mb']:>8.0f}"
+        print(f"  {int(size):>8,} sessions {figures}")
+
+
 def _print_cost(cost: dict[str, Any]) -> None:
     million = cost["per_million"]
     print(f"\ncost per million sessions: ${million['total']:.2f}")
@@ -109,6 +119,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
         "overhead": _print_overhead,
         "paging": _print_paging,
         "throughput": _print_throughput,
+        "export": _print_export,
         "cost": _print_cost,
         "size": _print_size,
     }
@@ -120,8 +131,10 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
 
 
 def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> tuple[dict[str, Any], list[Case]]:
-    from bench import coldstart, paging, size, throughput, warm
     from bench.env import BenchEnv
+
+    env = BenchEnv()  # first: the functions' environment, read by Powertools when the layer is imported
+    from bench import coldstart, cost, export, paging, size, throughput, warm
 
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"settings": settings, "section_seconds": {}}
@@ -133,7 +146,6 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
         clock["last"] = now
 
     cases: list[Case] = []
-    env = BenchEnv()
     try:
         if "counts" in sections or "overhead" in sections:
             print("request counts ...", flush=True)
@@ -157,22 +169,25 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
             lap("paging")
     finally:
         env.close()
-    if "throughput" in sections:
-        print("throughput ...", flush=True)
-        results["throughput"] = throughput.registrations(
-            settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
-        )
-        lap("throughput")
-    if "cost" in sections:
-        print("cost per million sessions (dynalite) ...", flush=True)
-        from bench import cost
-
-        results["cost"] = cost.measure(settings["cost_sessions"])
-        lap("cost")
-    if "size" in sections:
-        print("build and sizes ...", flush=True)
-        results["size"] = size.build_sizes(run_build=run_build)
-        lap("size")
+    standalone: dict[str, tuple[str, Callable[[], Any]]] = {
+        "throughput": (
+            "throughput",
+            lambda: throughput.registrations(
+                settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
+            ),
+        ),
+        "export": (
+            "export throughput and memory (dynalite)",
+            lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
+        ),
+        "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
+        "size": ("build and sizes", lambda: size.build_sizes(run_build=run_build)),
+    }
+    for section, (label, run) in standalone.items():
+        if section in sections:
+            print(f"{label} ...", flush=True)
+            results[section] = run()
+            lap(section)
     return results, cases
 
 
@@ -193,10 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     results, cases = _measure(sections, settings, run_build=not arguments.skip_build)
     results["seconds"] = round(time.monotonic() - started, 1)
 
-    if not cases and RESULTS_JSON.exists():  # keep the documented counts when they were not re-measured
+    kept = []
+    if RESULTS_JSON.exists():  # keep the last figures of the sections not measured this time
         previous = json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
-        cases = [Case(**case) for case in previous.get("request_counts", [])]
-        results.setdefault("request_counts", previous.get("request_counts", []))
+        if not cases:
+            cases = [Case(**case) for case in previous.get("request_counts", [])]
+            results.setdefault("request_counts", previous.get("request_counts", []))
+        for section in ("coldstart", "overhead", "paging", "throughput", "export", "cost", "size"):
+            if section not in results and previous.get(section):
+                results[section] = previous[section]
+                kept.append(section)
     before = json.loads(BEFORE_JSON.read_text(encoding="utf-8")) if BEFORE_JSON.exists() else None
     if before is not None and COST_BEFORE_JSON.exists():
         before["cost"] = json.loads(COST_BEFORE_JSON.read_text(encoding="utf-8"))
@@ -204,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
     environment = (
         f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"{'quick run' if arguments.quick else 'full run'} in {results['seconds']:g} s."
+        f"{'quick run' if arguments.quick else 'full run'} in {results['seconds']:g} s"
+        + (f" (kept from the run before: {', '.join(kept)})." if kept else ".")
     )
     text = json.dumps(results, indent=2) + "\n"
     RESULTS_JSON.write_text(_scrub(text), encoding="utf-8")
@@ -212,10 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         BEFORE_JSON.write_text(_scrub(text), encoding="utf-8")
     if arguments.save_cost_before and "cost" in results:
         COST_BEFORE_JSON.write_text(json.dumps(results["cost"], indent=2) + "\n", encoding="utf-8")
-    if "cost" not in results and RESULTS_JSON.exists():  # keep the last cost figures when not re-measured
-        previous_cost = json.loads(RESULTS_JSON.read_text(encoding="utf-8")).get("cost")
-        if previous_cost:
-            results["cost"] = previous_cost
     RESULTS_MD.write_text(_scrub(render(results, before, cases, environment)), encoding="utf-8")
     _print_summary(results, cases)
     print(f"\nwrote {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)} ({results['seconds']:g} s)")

@@ -1,4 +1,5 @@
-"""DynamoDB for local runs and tests: an embedded moto server, or any endpoint, with the template's tables."""
+"""AWS for local runs and tests: an embedded moto server (DynamoDB with its streams, EventBridge, SQS),
+and the template's tables on it or on any other DynamoDB endpoint."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
 LOCAL_REGION = "us-east-1"
 
 
-class EmbeddedDynamoDB:
-    """moto's DynamoDB over HTTP on 127.0.0.1, one request at a time.
+class EmbeddedAws:
+    """moto's server over HTTP on 127.0.0.1 (every service moto has, at one endpoint), one request at a time.
 
     DynamoDB applies each write to an item atomically; moto checks a condition and then writes, so
     concurrent requests could interleave. Serializing requests restores DynamoDB's guarantee.
@@ -38,7 +39,7 @@ class EmbeddedDynamoDB:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> EmbeddedDynamoDB:
+    def start(self) -> EmbeddedAws:
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,

@@ -5,32 +5,42 @@ from __future__ import annotations
 import os
 
 from local.dynamodb import LOCAL_REGION, local_table_names
-from local.template import function_environment, load_template, resources_of_type
+from local.template import ROOT, function_environment, load_template, resources_of_type
 
 # Local endpoints accept any credentials: placeholders, never real keys.
 LOCAL_ACCESS_KEY_ID = "local"
 LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 # nosec B105
+# Locally the datasets go to a folder (LAKE_DIR), not to the stack's bucket.
+LOCAL_RESOURCES = {"DatasetBucket": ""}
+DEFAULT_LAKE_DIR = ROOT / ".lake"
 
 
-def lambda_environment(dynamodb_endpoint: str | None) -> dict[str, str]:
-    """Every function's variables from template.yaml (tables named as locally), with local credentials."""
+def lambda_environment(dynamodb_endpoint: str | None, aws_endpoint: str | None = None) -> dict[str, str]:
+    """Every function's variables from template.yaml (tables named as locally), with local credentials.
+
+    `aws_endpoint` serves the other services the functions call (EventBridge, SQS): the embedded moto.
+    """
     template = load_template()
-    names = local_table_names()
+    names = {**local_table_names(), **LOCAL_RESOURCES}
     environment = {
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
         "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+        "LAKE_DIR": str(DEFAULT_LAKE_DIR),
     }
     if dynamodb_endpoint:
         environment["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
+    if aws_endpoint:
+        environment["AWS_ENDPOINT_URL_EVENTBRIDGE"] = aws_endpoint  # botocore names it by service id
+        environment["AWS_ENDPOINT_URL_SQS"] = aws_endpoint
     for function_id in sorted(resources_of_type(template, "AWS::Serverless::Function")):
         environment.update(function_environment(template, function_id, names))
     return environment
 
 
-def apply_lambda_environment(dynamodb_endpoint: str) -> None:
-    """Set `lambda_environment` in this process; what is already set (a limit, credentials) wins."""
-    for name, value in lambda_environment(dynamodb_endpoint).items():
+def apply_lambda_environment(dynamodb_endpoint: str, aws_endpoint: str) -> None:
+    """Set `lambda_environment` in this process; what is already set (a limit, LAKE_DIR) wins (contract 8.4)."""
+    for name, value in lambda_environment(dynamodb_endpoint, aws_endpoint).items():
         os.environ.setdefault(name, value)
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint

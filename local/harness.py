@@ -22,6 +22,10 @@ class LocalFunctions:
             self._functions[function_id] = FunctionInstances(function_id, code_uri, handler, instances_per_function)
         self.routes = {f"{route.method} {route.path}": route.function_id for route in http_routes(template)}
 
+    @property
+    def function_ids(self) -> set[str]:
+        return set(self._functions)
+
     def function(self, function_id: str) -> FunctionInstances:
         return self._functions[function_id]
 

@@ -88,11 +88,13 @@ def local_server_environment(port: int, endpoint: str | None = None) -> dict[str
 
 
 @contextmanager
-def local_server(log_path: Path, endpoint: str | None = None) -> Iterator[str]:
-    """One `python -m local.server` on a free port, as `make run` starts it; yields its URL once it answers."""
+def local_server(log_path: Path, endpoint: str | None = None, **settings: str) -> Iterator[str]:
+    """One `python -m local.server` on a free port, as `make run` starts it (with `settings` in its environment);
+    yields its URL once it answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with child_process(LOCAL_SERVER_COMMAND, log_path, local_server_environment(port, endpoint)) as process:
+    environment = {**local_server_environment(port, endpoint), **settings}
+    with child_process(LOCAL_SERVER_COMMAND, log_path, environment) as process:
         wait_until(lambda: answers_http(url), process, log_path, f"local server {url}")
         yield url
 

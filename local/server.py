@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -19,7 +20,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from local.apigateway import http_api_event
-from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
+from local.automation import LocalAutomation
+from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
 
@@ -113,25 +115,26 @@ def main() -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     port = int(os.environ.get("PORT", "3000"))
     host = os.environ.get("HOST", "127.0.0.1")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    embedded = None
-    if not endpoint:
-        embedded = EmbeddedDynamoDB().start()
-        endpoint = embedded.endpoint
-        where = f"embedded moto DynamoDB ({endpoint})"
-    else:
-        where = f"DynamoDB at {endpoint}"
-    apply_lambda_environment(endpoint)
+    aws = EmbeddedAws().start()  # EventBridge and SQS, and DynamoDB unless another endpoint is named
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws.endpoint
+    embedded_dynamodb = endpoint == aws.endpoint
+    apply_lambda_environment(endpoint, aws.endpoint)
+    os.environ.setdefault("EXPORT_DELAY_SECONDS", "0")
     # Locally no CloudWatch agent reads metrics from stdout.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    ensure_tables(dynamodb_client(endpoint), local_table_names())
+    tables = local_table_names()
+    ensure_tables(dynamodb_client(endpoint), tables)
 
     from local.openapi import generate
 
     api = LocalApi(LocalFunctions(), openapi_document=generate())
     base_url = f"http://{host}:{port}"
     server = make_server(host, port, api, threaded=True)
+    where = f"embedded moto ({endpoint})" if embedded_dynamodb else f"DynamoDB at {endpoint}"
     print(f"Clickstream API on {base_url}, backed by {where}", flush=True)
+    automation = _start_automation(aws.endpoint, api.functions, tables["BatchesTable"]) if embedded_dynamodb else None
+    if automation is None:
+        print("Releases are not announced or exported: that DynamoDB endpoint has no streams here.", flush=True)
     if os.environ.get("SEED", "1") != "0":
         from local.seed import print_walkthrough, seed_demo
 
@@ -143,9 +146,19 @@ def main() -> None:
         pass
     finally:
         server.server_close()
-        if embedded is not None:
-            embedded.stop()
+        if automation is not None:
+            automation.stop()
+        aws.stop()
         sys.stdout.flush()
+
+
+def _start_automation(aws_endpoint: str, functions: LocalFunctions, batches_table: str) -> LocalAutomation:
+    lake_dir = Path(os.environ["LAKE_DIR"])
+    delay_s = float(os.environ["EXPORT_DELAY_SECONDS"])
+    automation = LocalAutomation(aws_endpoint, functions, batches_table, lake_dir, delay_s)
+    automation.run()
+    print(f"Released batches are exported to {lake_dir} after {delay_s:g} s (EXPORT_DELAY_SECONDS).", flush=True)
+    return automation
 
 
 if __name__ == "__main__":

@@ -108,6 +108,8 @@ def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for index_kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
             if index_kind in properties:
                 arguments[index_kind] = properties[index_kind]
+        if "StreamSpecification" in properties:  # CreateTable names the stream's switch, CloudFormation does not
+            arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
         definitions[logical_id] = arguments
     return definitions
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ import requests
 from werkzeug.serving import make_server
 
 from local.apigateway import HttpResult
-from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, ensure_tables, local_table_names
+from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
 from local.lambda_runtime import put_layers_on_path
 from local.processes import free_port
@@ -43,17 +44,19 @@ from local.harness import LocalFunctions  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def dynamodb() -> Iterator[EmbeddedDynamoDB]:
-    server = EmbeddedDynamoDB().start()
+def dynamodb() -> Iterator[EmbeddedAws]:
+    server = EmbeddedAws().start()
     yield server
     server.stop()
 
 
-def use_fresh_tables(dynamodb: EmbeddedDynamoDB, environment: pytest.MonkeyPatch) -> dict[str, str]:
-    """Empty tables built from template.yaml, and the functions' environment pointing at them."""
+def use_fresh_tables(dynamodb: EmbeddedAws, environment: pytest.MonkeyPatch, lake_dir: Path) -> dict[str, str]:
+    """Empty tables built from template.yaml, and the functions' environment pointing at them (and at the
+    embedded moto's EventBridge and SQS, and at `lake_dir` for datasets)."""
     dynamodb.reset()
-    for name, value in {**lambda_environment(dynamodb.endpoint), **TEST_ENVIRONMENT}.items():
+    for name, value in {**lambda_environment(dynamodb.endpoint, dynamodb.endpoint), **TEST_ENVIRONMENT}.items():
         environment.setenv(name, value)
+    environment.setenv("LAKE_DIR", str(lake_dir))
     environment.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     names = local_table_names()
     ensure_tables(dynamodb_client(dynamodb.endpoint), names)
@@ -62,8 +65,8 @@ def use_fresh_tables(dynamodb: EmbeddedDynamoDB, environment: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def tables(dynamodb: EmbeddedDynamoDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    yield use_fresh_tables(dynamodb, monkeypatch)
+def tables(dynamodb: EmbeddedAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield use_fresh_tables(dynamodb, monkeypatch, tmp_path / "lake")
     runtime.reset()
 
 

@@ -1,4 +1,5 @@
-"""`GET /batch/sessions` (contract 2.2): page through the sessions of a batch with their first events."""
+"""Reading batches: `GET /batch/sessions` (contract 2.2) pages a batch's sessions with their first events;
+`GET /batch` and `GET /batches` (contract 7.4) show a batch, its dataset and its quality report."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
-from clickstream.models import PRINTABLE, BatchPage
+from clickstream.models import PRINTABLE, BatchList, BatchPage, BatchView
 from clickstream.observability import tracer
 from clickstream.runtime import get_service
 
 app = build_resolver()
+
+BatchId = Annotated[
+    str, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["b-1700000000000-0123456789ab"])
+]
 
 
 @app.get(
@@ -22,9 +27,7 @@ app = build_resolver()
 )
 @tracer.capture_method
 def batch_sessions(
-    batch_id: Annotated[
-        str, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["b-1700000000000-0123456789ab"])
-    ],
+    batch_id: BatchId,
     after_number: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     events_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
@@ -32,6 +35,32 @@ def batch_sessions(
     log_keys(batch_id=batch_id)
     page = get_service().batch_page_json(batch_id, after_number, limit, events_limit)
     return json_response(200, page)
+
+
+@app.get(
+    "/batch",
+    summary="A batch: collecting or released, its session count, its dataset and its quality report",
+    responses={**ok_response(BatchView), **error_responses(404, 422, 503)},
+)
+@tracer.capture_method
+def batch(batch_id: BatchId) -> BatchView:
+    log_keys(batch_id=batch_id)
+    return get_service().batch(batch_id)
+
+
+@app.get(
+    "/batches",
+    summary="Batches, newest first (the collecting one first); `next` continues as `before`",
+    responses={**ok_response(BatchList), **error_responses(422, 503)},
+)
+@tracer.capture_method
+def batches(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before: Annotated[
+        str | None, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["b-1700000000000-0123456789ab"])
+    ] = None,
+) -> BatchList:
+    return get_service().list_batches(limit, before)
 
 
 lambda_handler = lambda_entry(app)

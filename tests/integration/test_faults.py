@@ -114,7 +114,7 @@ def check_data(
         numbers = [session["session_number"] for session in sessions]
         assert numbers == sorted(set(numbers)), f"{release.batch_id}: numbers repeat or go back: {numbers}"
         assert len(sessions) == release.session_count, f"{release}: paging found {len(sessions)} sessions"
-        record = storage.releases.get_batch_record(release.batch_id)
+        record = storage.batches.get(release.batch_id)
         assert record is not None
         assert (record.release_id, record.session_count) == (release.release_id, release.session_count)
         for session in sessions:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
@@ -12,9 +14,11 @@ from clickstream.concurrency import Fanout
 from clickstream.domain.rules import MAX_RESPONSE_BYTES
 from clickstream.errors import BatchNotFound
 from clickstream.models import NewEvent
+from clickstream.records import Place
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
+from tests.support import now_ms
 from tests.support.domain import all_sessions, click, new_session, page
 
 
@@ -134,3 +138,45 @@ def test_a_page_of_64_sessions_reads_their_events_in_one_wave(
     shard_reads, event_reads = fanout.waves[:-1], fanout.waves[-1]
     assert event_reads == 64, fanout.waves
     assert shard_reads == [shards], fanout.waves  # one read of every shard, together
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 8])
+def test_paging_is_exact_over_any_mix_of_sessions_tombstones_and_gaps(
+    storage: Storage, settings: Settings, shards: int
+) -> None:
+    """Every page size visits each session once, ascending, with has_more and last_number exact, however
+    the numbers of a batch split into sessions, tombstones and numbers never written."""
+    rng = random.Random(shards)
+    service = Clickstream(storage, settings)
+    reference = service.register(new_session())
+    document = storage.sessions.get_session(Place(reference.batch_id, reference.session_number, settings.batch_shards))
+    assert document is not None
+    service.release("release-reference")
+    batch_id = f"b-mixed-{shards}"
+    storage.pointer.open_batch(batch_id, now_ms(), shards)
+    storage.pointer.next_block(120)
+    expected = []
+    for number in range(1, 121):
+        draw = rng.random()
+        if draw < 0.5:
+            session = replace(document, batch_id=batch_id, session_number=number, session_id=f"s{number}")
+            assert storage.sessions.put_session(session, shards)
+            expected.append(number)
+        elif draw < 0.9:
+            assert storage.sessions.put_tombstone(Place(batch_id, number, shards))
+    for limit in (1, 2, 3, 7, 10, 64, 65, 200):
+        seen: list[int] = []
+        after = 0
+        while True:
+            result = page(service, batch_id, after, limit, 0)
+            numbers = [session["session_number"] for session in result["sessions"]]
+            assert len(numbers) <= limit
+            assert numbers == sorted(numbers)
+            assert all(number > after for number in numbers)
+            assert result["last_number"] == (numbers[-1] if numbers else None)
+            assert result["has_more"] == any(number > (numbers[-1] if numbers else after) for number in expected)
+            seen += numbers
+            if not result["has_more"]:
+                break
+            after = result["last_number"]
+        assert seen == expected, limit

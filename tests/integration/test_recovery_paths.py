@@ -35,6 +35,9 @@ class RecordingTelemetry:
         self.rare_paths.append((name, ids))
         self.count(name)
 
+    def gauges(self, values: dict[str, tuple[float, str]], at_ms: int) -> None:
+        raise AssertionError("the domain measures nothing here")
+
     def ids_of(self, name: str) -> list[dict[str, str | int]]:
         return [ids for path, ids in self.rare_paths if path == name]
 

@@ -10,9 +10,10 @@ import pytest
 from clickstream.errors import ConflictError, InvalidField, PayloadTooLarge
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
+from clickstream.settings import Settings
 from clickstream.storage import Storage
 from tests.support import now_ms
-from tests.support.domain import all_sessions, click, new_session, unmarked_session
+from tests.support.domain import all_sessions, click, hand_out_number, new_session, unmarked_session
 
 
 def test_sessions_are_numbered_one_two_three_in_the_collecting_batch(service: Clickstream) -> None:
@@ -103,3 +104,33 @@ def test_a_slot_found_empty_after_a_refused_write_is_a_conflict_not_a_loop(
     monkeypatch.setattr(storage.sessions, "put_session", lambda session, shards: False)
     with pytest.raises(ConflictError, match="inconsistent"):
         service.register(new_session("sess-odd"))
+
+
+def test_a_retry_that_moves_out_of_a_batch_being_settled_closes_the_slot_it_leaves(
+    storage: Storage, settings: Settings
+) -> None:
+    """A registration took number n of batch A and stalled. A release of A is settling (its batch record
+    is written, slot n is still empty) when the client's retry takes the claim over: the retry must close
+    slot n before it moves to the next batch, or the stalled registration could still write it and the
+    session would be in A (counted) and in B (acknowledged)."""
+    stalled = Clickstream(storage, settings)
+    retrying = Clickstream(storage, settings)
+    batch_a = stalled.register(new_session()).batch_id
+    place = hand_out_number(storage, settings.batch_shards)
+    assert storage.claims.claim("sess-x", "stalled", now_ms() - settings.registration_lease_ms - 1, place)
+    search = stalled.registrar._rules.search(new_session("sess-x"), now_ms())
+    outcome: dict[str, Any] = {}
+
+    def during_settle_grace(_seconds: float) -> None:
+        outcome["acknowledged"] = retrying.register(new_session("sess-x"))
+        # The stalled registration wakes: its slot is closed, its claim is the retry's: it answers that.
+        outcome["stalled"] = stalled.registrar._place(search, "stalled", place)
+
+    long_grace = settings.model_copy(update={"release_settle_grace_ms": 60_000})
+    release = Clickstream(storage, long_grace, sleep=during_settle_grace).release("release-settling")
+    acknowledged = outcome["acknowledged"]
+    assert acknowledged.batch_id != batch_a
+    assert outcome["stalled"] == acknowledged
+    assert "sess-x" not in [s["session_id"] for s in all_sessions(retrying, batch_a, 100)]
+    assert release.session_count == 1
+    assert json.loads(retrying.session_json("sess-x", 0))["batch_id"] == acknowledged.batch_id

@@ -77,17 +77,26 @@ def test_a_late_unseal_of_an_empty_seal_never_reopens_a_released_batch(service: 
     storage.pointer.unseal(empty_seal)  # a waiting registration undoes the empty seal
     assert [service.register(new_session()).batch_id for _ in range(3)] == ["b-1"] * 3
 
-    write_batch_record = storage.releases.put_batch_record
+    write_batch_record = storage.batches.put
 
     def stale_undo_first(record: Any) -> None:
         storage.pointer.unseal(empty_seal)  # the delayed request with the counter-0 snapshot lands now
         write_batch_record(record)
 
-    storage.releases.put_batch_record = stale_undo_first  # type: ignore[method-assign,assignment]
+    storage.batches.put = stale_undo_first  # type: ignore[method-assign,assignment]
     try:
         release = service.release("release-a")
     finally:
-        storage.releases.put_batch_record = write_batch_record  # type: ignore[method-assign]
+        storage.batches.put = write_batch_record  # type: ignore[method-assign]
     assert (release.batch_id, release.session_count) == ("b-1", 3)
     assert service.register(new_session()).batch_id != "b-1"
     assert service.release("release-a") == release
+
+
+def test_a_repeated_registration_after_a_release_opens_no_batch(service: Clickstream) -> None:
+    """The repeat answers the first registration and numbers nothing: there is still nothing to release."""
+    first = service.register(new_session("sess-repeat"))
+    service.release("release-1")
+    assert service.register(new_session("sess-repeat")) == first
+    with pytest.raises(NoCollectingBatch):
+        service.release("release-2")

@@ -15,6 +15,8 @@ from local.template import Intrinsic
 Grants = dict[str, set[str]]  # resource ("SessionsTable", "EventsTable/index/by_created_at") -> actions
 
 EVENTS_BY_TIME = "EventsTable/index/by_created_at"
+BATCHES_BY_ID = "BatchesTable/index/batches_by_id"
+BUS = "event-bus/${ReleaseEventBusName}"
 
 # Which DynamoDB calls each function makes, following its routes through the domain into the gateways:
 #   Collection: register (claim/take over/assign/mark the session id; number on the pointer, open a batch,
@@ -22,9 +24,15 @@ EVENTS_BY_TIME = "EventsTable/index/by_created_at"
 #     session, read its slot), add_events (session id, put events), mark_irrelevant (session id, update the
 #     session), GET /session (session id, session, first events through the time index).
 #   UseForImprovement: session id and session, has_events (Query on the table), put/get the task.
-#   BatchSessions: sessions_after (Query), first_events (index Query), batch record and pointer reads.
+#   BatchSessions: shard pages (Query), first events (index Query), batch record and pointer reads (shard
+#     counts, GET /batch), the batches listing (index Query, GET /batches).
 #   BatchRelease: release record and pointer (get/seal/unseal/delete), bind release, batch record and count,
 #     settle: slots (Query), tombstones (conditional put, then a read of the slot when it is taken).
+#   Outbox: PutEvents on the bus (storage/bus.py); SendMessage to its dead-letter queue (the stream's
+#     on-failure destination, sent by Lambda on its behalf); a replay gets the batch record.
+#   Export: release and batch records (get, claim/finish/fail updates), shard pages and each session's events
+#     (Query on the table); retention sets expires_at (UpdateItem) on slots, claims, events and tasks;
+#     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/.
 EXPECTED_GRANTS: dict[str, Grants] = {
     "CollectionFunction": {
         "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
@@ -43,10 +51,25 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "SessionsTable": {"dynamodb:Query"},
         EVENTS_BY_TIME: {"dynamodb:Query"},
         "BatchesTable": {"dynamodb:GetItem"},
+        BATCHES_BY_ID: {"dynamodb:Query"},
     },
     "BatchReleaseFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "SessionsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+    },
+    "OutboxFunction": {
+        BUS: {"events:PutEvents"},
+        "BatchesTable": {"dynamodb:GetItem"},
+        "OutboxDeadLetterQueue": {"sqs:SendMessage"},
+    },
+    "ExportFunction": {
+        "BatchesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "SessionsTable": {"dynamodb:Query", "dynamodb:UpdateItem"},
+        "SessionIdsTable": {"dynamodb:UpdateItem"},
+        "EventsTable": {"dynamodb:Query", "dynamodb:UpdateItem"},
+        "ImprovementTasksTable": {"dynamodb:UpdateItem"},
+        "DatasetBucket/sessions/*": {"s3:PutObject", "s3:AbortMultipartUpload"},
+        "DatasetBucket/exports/*": {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"},
     },
 }
 
@@ -71,7 +94,8 @@ def as_list(value: Any) -> list[Any]:
 
 
 def resource_name(resource: Any) -> str:
-    """`!GetAtt T.Arn` -> "T"; `!Sub "${T.Arn}/index/i"` -> "T/index/i"; anything else is refused."""
+    """`!GetAtt T.Arn` -> "T"; `!Sub "${T.Arn}/index/i"` -> "T/index/i"; the project's event bus -> BUS;
+    anything else is refused."""
     if isinstance(resource, Intrinsic) and resource.name == "Fn::GetAtt":
         target = resource.value if isinstance(resource.value, str) else ".".join(resource.value)
         if target.endswith(".Arn"):
@@ -81,6 +105,8 @@ def resource_name(resource: Any) -> str:
         if text.startswith("${") and ".Arn}" in text:
             logical_id, rest = text[2:].split(".Arn}", 1)
             return logical_id + rest
+        if text == "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:" + BUS:
+            return BUS
     raise AssertionError(f"resource {resource!r} is not a table or index of this template")
 
 

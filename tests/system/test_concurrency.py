@@ -186,7 +186,7 @@ def test_registrations_racing_releases_and_paging_keep_every_invariant(shards: i
         soak.check_events(http)
     # The batches were opened with the shard count asked for, and say so.
     storage = Storage.from_settings(Settings.from_environment())
-    recorded = {storage.releases.get_batch_record(release["batch_id"]) for release in soak.releases.values()}
+    recorded = {storage.batches.get(release["batch_id"]) for release in soak.releases.values()}
     assert {record.shards for record in recorded if record is not None} == {shards}
 
     print(

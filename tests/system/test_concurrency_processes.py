@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.dynamodb import EmbeddedDynamoDB, dynamodb_client, local_table_names
+from local.dynamodb import EmbeddedAws, dynamodb_client, local_table_names
 from local.processes import (
     LOCAL_SERVER_COMMAND,
     answers_http,
@@ -383,7 +383,7 @@ def test_servers_in_separate_processes_on_dynalite_keep_every_data_invariant(
 
 @SHARD_COUNTS
 def test_servers_in_separate_processes_on_embedded_moto_keep_every_data_invariant(
-    dynamodb: EmbeddedDynamoDB, tmp_path: Path, shards: int
+    dynamodb: EmbeddedAws, tmp_path: Path, shards: int
 ) -> None:
     dynamodb.reset()  # no tables: the servers, starting together, create them
     try:

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from clickstream import runtime
-from local.dynamodb import EmbeddedDynamoDB, local_table_names
+from local.dynamodb import EmbeddedAws, local_table_names
 from local.server import MAX_BODY_BYTES
 from tests.conftest import local_functions, serve_locally, use_fresh_tables
 from tests.support import new_session_body, unique
@@ -39,10 +39,10 @@ LEAK_MARKERS = (
 
 
 @pytest.fixture(scope="module")
-def api(dynamodb: EmbeddedDynamoDB) -> Iterator[str]:
+def api(dynamodb: EmbeddedAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One local server (fresh tables) for the whole module; each test uses its own ids."""
     with pytest.MonkeyPatch.context() as environment:
-        use_fresh_tables(dynamodb, environment)
+        use_fresh_tables(dynamodb, environment, tmp_path_factory.mktemp("lake"))
         yield from serve_locally(local_functions())
         runtime.reset()
 

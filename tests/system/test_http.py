@@ -43,6 +43,8 @@ def test_unknown_routes_and_methods_are_404_json(local_api: str, http: requests.
 def test_the_server_serves_the_openapi_document_of_the_code(local_api: str, http: requests.Session) -> None:
     served = http.get(f"{local_api}/openapi.json", timeout=10).json()
     assert set(served["paths"]) == {
+        "/batch",
+        "/batches",
         "/batch/release",
         "/batch/sessions",
         "/session",

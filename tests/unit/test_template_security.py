@@ -6,6 +6,8 @@ tests/integration/test_least_privilege.py checks them against the calls the real
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from local.template import Intrinsic, load_template, resources_of_type
@@ -40,7 +42,7 @@ def test_every_route_requires_iam_auth() -> None:
             assert properties["ApiId"] == Intrinsic("Ref", "HttpApi"), f"{function_id}: route outside HttpApi"
             authorizer = properties.get("Auth", {}).get("Authorizer", "AWS_IAM")
             assert authorizer == "AWS_IAM", f"{function_id} {properties['Path']}: authorizer {authorizer}"
-    assert routes == 7
+    assert routes == 9
 
 
 def test_function_policies_grant_exactly_the_dynamodb_calls_the_code_makes() -> None:
@@ -67,47 +69,109 @@ def test_tables_are_retained_recoverable_and_encrypted() -> None:
         assert properties["SSESpecification"]["SSEEnabled"] is True, logical_id
 
 
-def test_release_state_machine_role_is_least_privilege() -> None:
-    template = load_template()
-    machines = resources_of_type(template, "AWS::Serverless::StateMachine")
-    if "ReleaseStateMachine" not in machines:
-        pytest.skip("ReleaseStateMachine is not in template.yaml yet")
-    machine = machines["ReleaseStateMachine"]["Properties"]
-    assert "Policies" not in machine, "the state machine uses its explicit role, not SAM-generated policies"
+STATES = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+EXPORT_MACHINE_ARN = f"{STATES}:stateMachine:${{AWS::StackName}}-export"
+EXPORT_EXECUTIONS = f"{STATES}:execution:${{AWS::StackName}}-export/*"
+# What each state machine's role may do beyond logs and traces: action set -> the resources allowed.
+MACHINE_GRANTS: dict[str, dict[frozenset[str], set[Any]]] = {
+    "ReleaseStateMachine": {
+        frozenset({"lambda:InvokeFunction"}): {
+            Intrinsic("Fn::GetAtt", "BatchReleaseFunction.Arn"),
+            Intrinsic("Fn::Sub", "${BatchReleaseFunction.Arn}:*"),  # its versions and aliases
+        },
+    },
+    "ExportStateMachine": {
+        frozenset({"lambda:InvokeFunction"}): {
+            Intrinsic("Fn::GetAtt", "ExportFunction.Arn"),
+            Intrinsic("Fn::Sub", "${ExportFunction.Arn}:*"),
+        },
+        # A Distributed Map runs its items as child executions of the machine itself.
+        frozenset({"states:StartExecution"}): {Intrinsic("Fn::Sub", EXPORT_MACHINE_ARN)},
+        frozenset({"states:DescribeExecution", "states:StopExecution"}): {Intrinsic("Fn::Sub", EXPORT_EXECUTIONS)},
+        # The Map's ItemReader reads the plan's ranges.
+        frozenset({"s3:GetObject"}): {Intrinsic("Fn::Sub", "${DatasetBucket.Arn}/exports/*")},
+    },
+}
+
+
+def machine_role(template: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
+    assert "Policies" not in machine, "a state machine uses its explicit role, not SAM-generated policies"
     role_ref = machine["Role"]
     assert isinstance(role_ref, Intrinsic)
     assert role_ref.name == "Fn::GetAtt"
-    role_id = resource_name(role_ref)
-    role = template["Resources"][role_id]
+    role = template["Resources"][resource_name(role_ref)]
     assert role["Type"] == "AWS::IAM::Role"
-    role_properties = role["Properties"]
-    assert "ManagedPolicyArns" not in role_properties
-    [trust] = role_properties["AssumeRolePolicyDocument"]["Statement"]
+    properties: dict[str, Any] = role["Properties"]
+    assert "ManagedPolicyArns" not in properties
+    [trust] = properties["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Action"] == "sts:AssumeRole"
     assert trust["Principal"] == {"Service": Intrinsic("Fn::Sub", "states.${AWS::URLSuffix}")}
+    return properties
 
-    substitutions = machine["DefinitionSubstitutions"]
-    release_function = {Intrinsic("Fn::GetAtt", "BatchReleaseFunction.Arn")}
-    assert substitutions["ReleaseFunctionArn"] in release_function
-    release_function.add(Intrinsic("Fn::Sub", "${BatchReleaseFunction.Arn}:*"))  # its versions and aliases
-    bus = substitutions["ReleaseEventBusArn"]
+
+@pytest.mark.parametrize("machine_id", sorted(MACHINE_GRANTS))
+def test_state_machine_roles_are_least_privilege(machine_id: str) -> None:
+    template = load_template()
+    machine = resources_of_type(template, "AWS::Serverless::StateMachine")[machine_id]["Properties"]
+    role = machine_role(template, machine)
     log_group = machine["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
-
-    granted: set[str] = set()
-    for statement in statements(role_properties["Policies"]):
+    allowed = MACHINE_GRANTS[machine_id]
+    granted: set[frozenset[str]] = set()
+    for statement in statements(role["Policies"]):
         assert statement["Effect"] == "Allow"
         assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
-        actions = set(as_list(statement["Action"]))
+        actions = frozenset(as_list(statement["Action"]))
         resources = as_list(statement["Resource"])
-        granted |= actions
-        if actions == {"lambda:InvokeFunction"}:
-            assert set(resources) <= release_function, resources
-        elif actions == {"events:PutEvents"}:
-            assert resources == [bus]
+        if actions in allowed:
+            assert set(resources) <= allowed[actions], (actions, resources)
+            granted.add(actions)
         elif actions <= LOG_WRITE_ACTIONS:
             assert resources == [log_group]
         elif actions <= LOG_DELIVERY_ACTIONS | XRAY_ACTIONS:
             assert resources == ["*"]
         else:
-            raise AssertionError(f"the state machine may not {sorted(actions)} on {resources}")
-    assert {"lambda:InvokeFunction", "events:PutEvents"} <= granted
+            raise AssertionError(f"{machine_id} may not {sorted(actions)} on {resources}")
+    assert granted == set(allowed), f"{machine_id} lacks {set(allowed) - granted}"
+
+
+def test_the_buckets_are_private_encrypted_tls_only_and_the_datasets_versioned_and_kept() -> None:
+    resources = load_template()["Resources"]
+    policies = {
+        resource["Properties"]["Bucket"]: resource["Properties"]["PolicyDocument"]["Statement"]
+        for resource in resources_of_type(load_template(), "AWS::S3::BucketPolicy").values()
+    }
+    for bucket_id in ("DatasetBucket", "AthenaResultsBucket"):
+        properties = resources[bucket_id]["Properties"]
+        [rule] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        assert set(properties["PublicAccessBlockConfiguration"].values()) == {True}
+        assert properties["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        [tls] = policies[Intrinsic("Ref", bucket_id)]
+        assert (tls["Effect"], tls["Principal"], tls["Action"]) == ("Deny", "*", "s3:*")
+        assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert set(tls["Resource"]) == {
+            Intrinsic("Fn::GetAtt", f"{bucket_id}.Arn"),
+            Intrinsic("Fn::Sub", f"${{{bucket_id}.Arn}}/*"),
+        }
+    datasets = resources["DatasetBucket"]
+    assert datasets["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert (datasets["DeletionPolicy"], datasets["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_the_sessions_table_is_queryable_with_no_crawler_and_matches_the_session_object() -> None:
+    from clickstream.domain.datasets.layout import dataset_folder
+    from clickstream.models import SessionView
+
+    table = load_template()["Resources"]["SessionsGlueTable"]["Properties"]["TableInput"]
+    parameters = table["Parameters"]
+    assert parameters["projection.enabled"] == "true"
+    assert parameters["projection.batch_id.type"] == "injected"
+    location = parameters["storage.location.template"]
+    assert location == Intrinsic("Fn::Sub", "s3://${DatasetBucket}/" + dataset_folder("${!batch_id}") + "/")
+    assert table["PartitionKeys"] == [{"Name": "batch_id", "Type": "string"}]
+    storage = table["StorageDescriptor"]
+    assert storage["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    assert [column["Name"] for column in storage["Columns"]] == list(SessionView.model_fields)
+    workgroup = load_template()["Resources"]["DatasetsWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert workgroup["EnforceWorkGroupConfiguration"] is True
+    assert workgroup["ResultConfiguration"]["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}

@@ -61,3 +61,23 @@ class ConflictError(ClickstreamError):
 
 class TimestampOutsideWindow(InvalidField):
     """A client timestamp outside [now - past, now + future] (contract 4)."""
+
+
+class ExportError(Exception):
+    """An export cannot go on now. Step Functions matches the class name as the error type."""
+
+
+class ExportNotReady(ExportError):
+    """The batch is not released and settled yet, or another export took it over: try again later."""
+
+
+class ExportRangeMissing(ExportError):
+    def __init__(self, batch_id: str, index: int) -> None:
+        super().__init__(f"range {index} of batch {batch_id} has no summary: it was not written")
+
+
+class ExportSessionsMismatch(ExportError):
+    """The ranges hold another number of sessions than the release counted: the dataset is not committed."""
+
+    def __init__(self, batch_id: str, exported: int, released: int) -> None:
+        super().__init__(f"batch {batch_id}: the export found {exported} sessions, the release counted {released}")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, overload
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
@@ -110,3 +110,14 @@ class PowertoolsTelemetry:
     def rare(self, name: str, message: str, **ids: str | int) -> None:
         logger.warning(message, extra={"recovery": name, **ids})
         self.count(name)
+
+    def gauges(self, values: dict[str, tuple[float, str]], at_ms: int) -> None:
+        """One EMF document, timestamped `at_ms` (a dashboard then shows one point per export)."""
+        if not values:
+            return
+        document = EphemeralMetrics()  # its own set: not mixed with the invocation's counts
+        document.set_default_dimensions(**metrics.default_dimensions)
+        for name, (value, unit) in values.items():
+            document.add_metric(name=name, unit=MetricUnit(unit), value=value)
+        document.set_timestamp(at_ms)
+        document.flush_metrics()

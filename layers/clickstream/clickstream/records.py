@@ -72,14 +72,30 @@ class ReleaseRecord:
     last_number: int
     shards: int
     session_count: int | None  # None until the batch is settled
+    opened_at: int | None = None  # None in records written before it was kept
 
     def settled(self, session_count: int) -> ReleaseRecord:
         return replace(self, session_count=session_count)
 
 
 @dataclass(frozen=True)
+class Dataset:
+    """The export of a released batch (contract 7.2), as the batch record keeps it."""
+
+    status: str  # "pending" -> "exporting" -> "exported" (or "failed", then "exporting" again)
+    export_id: str | None = None  # the export (state machine execution) that holds it
+    started_at: int | None = None
+    events_until: int | None = None
+    exported_at: int | None = None
+    session_count: int | None = None
+    event_count: int | None = None
+    parts: int | None = None
+    metrics: str | None = None  # the quality report, JSON text
+
+
+@dataclass(frozen=True)
 class BatchRecord:
-    """`batch#<id>`: a released batch."""
+    """`batch#<id>`: a released batch, and its dataset."""
 
     batch_id: str
     release_id: str
@@ -87,6 +103,8 @@ class BatchRecord:
     last_number: int
     shards: int
     session_count: int | None
+    opened_at: int | None = None
+    dataset: Dataset = Dataset("pending")
 
 
 @dataclass(frozen=True)

@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
+from clickstream.domain.announcements import Outbox
 from clickstream.observability import PowertoolsTelemetry
 from clickstream.service import Clickstream
 from clickstream.settings import get_settings
 from clickstream.storage import Storage
+from clickstream.storage.bus import EventBus
+from clickstream.storage.lake import lake_from_settings
 
+T = TypeVar("T")
 _lock = threading.Lock()
-_instances: dict[str, Clickstream] = {}
+_instances: dict[str, Any] = {}
+
+
+def _instance(name: str, build: Callable[[], T]) -> T:
+    instance = _instances.get(name)
+    if instance is None:
+        with _lock:  # the local server calls handlers from many threads at once
+            instance = _instances.get(name)
+            if instance is None:
+                instance = _instances[name] = build()
+    return cast(T, instance)
 
 
 def get_service() -> Clickstream:
-    service = _instances.get("service")
-    if service is None:
-        with _lock:  # the local server calls handlers from many threads at once
-            service = _instances.get("service")
-            if service is None:
-                settings = get_settings()
-                service = Clickstream(Storage.from_settings(settings), settings, telemetry=PowertoolsTelemetry())
-                _instances["service"] = service
-    return service
+    def build() -> Clickstream:
+        settings = get_settings()
+        return Clickstream(Storage.from_settings(settings), settings, telemetry=PowertoolsTelemetry())
+
+    return _instance("service", build)
+
+
+def get_outbox() -> Outbox:
+    def build() -> Outbox:
+        settings = get_settings()
+        batches = Storage.from_settings(settings).batches
+        return Outbox(EventBus.from_settings(settings), lake_from_settings(settings), PowertoolsTelemetry(), batches)
+
+    return _instance("outbox", build)
 
 
 def reset() -> None:

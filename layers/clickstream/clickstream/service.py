@@ -11,6 +11,7 @@ from collections.abc import Callable
 from clickstream.concurrency import Fanout
 from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
+from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.paging import Pager
 from clickstream.domain.registration import Registrar
@@ -19,6 +20,8 @@ from clickstream.domain.rules import Clock, now_ms
 from clickstream.domain.sessions import Sessions
 from clickstream.domain.telemetry import Silent, Telemetry
 from clickstream.models import (
+    BatchList,
+    BatchView,
     EventsAdded,
     ImprovementDecision,
     IrrelevantMark,
@@ -29,6 +32,7 @@ from clickstream.models import (
 )
 from clickstream.settings import Settings
 from clickstream.storage import Storage
+from clickstream.storage.lake import Lake, lake_from_settings
 
 
 class Clickstream:
@@ -39,10 +43,12 @@ class Clickstream:
         *,
         telemetry: Telemetry | None = None,
         fanout: Fanout | None = None,
+        lake: Lake | None = None,
         clock: Clock = now_ms,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.storage = storage
+        self.settings = settings
         context = Context(
             storage=storage,
             settings=settings,
@@ -55,8 +61,10 @@ class Clickstream:
         self.registrar = Registrar(context, self.releaser)
         self.sessions = Sessions(context, self.registrar)
         self.improvement = Improvement(context, self.sessions)
-        self.batches = BatchDirectory(storage)
+        self.lake = lake or lake_from_settings(settings)
+        self.batches = BatchDirectory(context, self.lake)
         self.pager = Pager(context, self.batches)
+        self.exporter = Exporter(context, self.lake)
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)
@@ -78,3 +86,9 @@ class Clickstream:
 
     def release(self, release_id: str) -> Release:
         return self.releaser.release(release_id)
+
+    def batch(self, batch_id: str) -> BatchView:
+        return self.batches.view(batch_id)
+
+    def list_batches(self, limit: int, before: str | None) -> BatchList:
+        return self.batches.newest(limit, before)

@@ -32,6 +32,16 @@ class Settings(BaseModel):
     number_block_max: int = Field(default=64, ge=1, le=1000)
     number_block_ms: int = Field(default=2_000, ge=0)
 
+    # Where datasets go (contract 7.2): the stack's bucket in AWS; locally, a folder (LAKE_BUCKET empty).
+    lake_bucket: str = ""
+    lake_dir: str = ".lake"
+    # Session numbers a part of an export covers: one worker's share, and the memory it holds.
+    export_range_sessions: int = Field(default=20_000, ge=1, le=1_000_000)
+    # Days a released batch's items stay in DynamoDB after its dataset is exported; 0 keeps them.
+    retention_days: int = Field(default=0, ge=0)
+    # The EventBridge bus that receives BatchReleased and BatchExported.
+    event_bus_name: str = "default"
+
     # How long a registration may hold its claim on a session_id before a retry takes over.
     registration_lease_ms: int = Field(default=3_000, ge=100)
     # How long a release waits for numbers already handed out to be written before tombstoning them.

@@ -1,4 +1,4 @@
-"""Which batches exist, and the shard count each was opened with (contract 8.1).
+"""Which batches exist, what each holds (contract 7.4), and the shard count each was opened with (8.1).
 
 A batch is released (its `batch#<id>` record exists) or collecting (the pointer names it). Its shard count
 never changes, so a container keeps it once read: paging the same batch again costs no lookup.
@@ -6,18 +6,24 @@ never changes, so a container keeps it once read: paging the same batch again co
 
 from __future__ import annotations
 
+import json
+import re
 import threading
-from typing import TYPE_CHECKING
 
+from clickstream.domain.context import Context
+from clickstream.domain.datasets.layout import manifest_key
 from clickstream.errors import BatchNotFound
+from clickstream.models import BatchList, BatchView, DatasetView, QualityReport
+from clickstream.records import BatchRecord, Pointer
+from clickstream.storage.lake import Lake
 
-if TYPE_CHECKING:
-    from clickstream.storage import Storage
+_OPENED_IN_ID = re.compile(r"^b-(\d{13})-")
 
 
 class BatchDirectory:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    def __init__(self, context: Context, lake: Lake) -> None:
+        self._storage = context.storage
+        self._lake = lake
         self._shards: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -27,21 +33,77 @@ class BatchDirectory:
             known = self._shards.get(batch_id)
         if known is not None:
             return known
-        shards = self._look_up(batch_id)
+        record, pointer = self._find(batch_id)
+        shards = record.shards if record is not None else pointer.shards if pointer is not None else 1
         with self._lock:
             self._shards[batch_id] = shards
         return shards
 
-    def _look_up(self, batch_id: str) -> int:
+    def view(self, batch_id: str) -> BatchView:
+        """`GET /batch`: the batch, its dataset and its report."""
+        record, pointer = self._find(batch_id)
+        return self._released(record) if record is not None else _collecting(pointer, batch_id)
+
+    def newest(self, limit: int, before: str | None) -> BatchList:
+        """`GET /batches`: newest first; the collecting batch first on the first page."""
+        views: list[BatchView] = []
+        pointer = self._storage.pointer.get() if before is None else None
+        if pointer is not None and self._storage.batches.get(pointer.batch_id) is None:
+            views.append(_collecting(pointer, pointer.batch_id))
+        records, more = self._storage.batches.newest(limit - len(views), before)
+        views += [self._released(record) for record in records]
+        return BatchList(batches=views, next=views[-1].batch_id if more and views else None)
+
+    def _find(self, batch_id: str) -> tuple[BatchRecord | None, Pointer | None]:
         # Record, then pointer, then record again: a release moving the batch between the first two
         # reads has written the record by the time of the third.
-        record = self._storage.releases.get_batch_record(batch_id)
+        record = self._storage.batches.get(batch_id)
         if record is not None:
-            return record.shards
+            return record, None
         pointer = self._storage.pointer.get()
         if pointer is not None and pointer.batch_id == batch_id:
-            return pointer.shards
-        record = self._storage.releases.get_batch_record(batch_id)
+            return None, pointer
+        record = self._storage.batches.get(batch_id)
         if record is None:
             raise BatchNotFound(batch_id)
-        return record.shards
+        return record, None
+
+    def _released(self, record: BatchRecord) -> BatchView:
+        dataset = record.dataset
+        exported = dataset.status == "exported"
+        return BatchView(
+            batch_id=record.batch_id,
+            status="released",
+            opened_at=record.opened_at or _opened_in_id(record.batch_id),
+            release_id=record.release_id,
+            released_at=record.released_at,
+            session_count=record.session_count,
+            dataset=DatasetView(
+                status=dataset.status,
+                manifest=self._lake.uri(manifest_key(record.batch_id)),
+                exported_at=dataset.exported_at if exported else None,
+                session_count=dataset.session_count if exported else None,
+                event_count=dataset.event_count if exported else None,
+                parts=dataset.parts if exported else None,
+            ),
+            metrics=QualityReport.model_validate(json.loads(dataset.metrics)) if exported and dataset.metrics else None,
+        )
+
+
+def _collecting(pointer: Pointer | None, batch_id: str) -> BatchView:
+    return BatchView(
+        batch_id=batch_id,
+        status="collecting",
+        opened_at=pointer.opened_at if pointer is not None else _opened_in_id(batch_id),
+        release_id=None,
+        released_at=None,
+        session_count=None,
+        dataset=None,
+        metrics=None,
+    )
+
+
+def _opened_in_id(batch_id: str) -> int | None:
+    """Batch ids begin with their opening time (records from before it was kept carry no other)."""
+    match = _OPENED_IN_ID.match(batch_id)
+    return int(match.group(1)) if match else None

@@ -66,14 +66,23 @@ class Registrar:
             if registered is None:
                 raise
             return registered
-        place = self._number()
+        place = self._numbers.take()
+        if place is None:
+            # A new block costs a write, and may open a batch: not for a session_id claimed already.
+            claimed = self._storage.claims.get(search.session_id)
+            if claimed is not None:
+                return self._follow_claim(search, claimed)
+            place = self._number()
         token = uuid.uuid4().hex
-        if self._storage.claims.claim(search.session_id, token, now, place):
-            registration = self._place(search, token, place)
-            self._telemetry.count("SessionsRegistered")
-            return registration
-        self._numbers.give_back(place)
-        return self._follow_claim(search)
+        if not self._storage.claims.claim(search.session_id, token, now, place):
+            claim = self._storage.claims.get(search.session_id)
+            if claim is None or claim.claim_token != token or claim.place is None:
+                self._numbers.give_back(place)
+                return self._follow_claim(search, claim)
+            place = claim.place  # our own claim, whose answer was lost: it is ours to finish
+        registration = self._place(search, token, place)
+        self._telemetry.count("SessionsRegistered")
+        return registration
 
     def confirm(self, session_id: str) -> Place:
         """The place of a registered session, for every route that reads or changes one.
@@ -99,12 +108,12 @@ class Registrar:
             )
         return place
 
-    def _follow_claim(self, search: Search) -> Registration:
-        """Someone claimed this session_id: return their registration, or finish it if they stalled."""
+    def _follow_claim(self, search: Search, claim: Claim | None) -> Registration:
+        """Someone claimed this session_id (`claim`, as just read): return their registration, or finish it
+        if they stalled."""
         delay = 0.01
         while True:
-            claim = self._storage.claims.get(search.session_id)
-            if claim is None:  # claims are never deleted; only a wiped table gets here
+            if claim is None:  # deleted only by retention, long after: a wiped table gets here
                 raise ConflictError(f"Registration of session {search.session_id} is in an inconsistent state")
             registered = registration_of(claim)
             if registered is not None:
@@ -123,37 +132,42 @@ class Registrar:
                     registration = self._finish_taken_over(search, token, taken.place)
                     self._telemetry.count("SessionsRegistered")
                     return registration
-                continue
-            self._sleep(delay)
-            delay = min(delay * 2, 0.2)
+            else:
+                self._sleep(delay)
+                delay = min(delay * 2, 0.2)
+            claim = self._storage.claims.get(search.session_id)
 
     def _finish_taken_over(self, search: Search, token: str, place: Place | None) -> Registration:
-        """Finish a stalled registration in the place its claim records. The place may be in a batch
-        released long ago (whose closed slots may have expired with its retention): the session is in
-        that batch only if it is in the slot; otherwise it moves on, like a slot a release closed."""
-        if place is not None and self._storage.releases.get_batch_record(place.batch_id) is not None:
-            occupant = self._storage.sessions.get_slot(place)
+        """Finish a stalled registration in the place its claim records. The place may be in a batch being
+        settled or released long ago (whose closed slots may even have expired with its retention): the
+        session is in that batch only if it is in the slot. Otherwise the slot is closed first (the stalled
+        owner may still write it, and would then be counted in a batch this registration left), and the
+        registration moves on, as from a slot a release closed."""
+        if place is not None and self._storage.batches.get(place.batch_id) is not None:
+            closed = self._storage.sessions.put_tombstone(place)
+            occupant = None if closed else self._storage.sessions.get_slot(place)
             if occupant is None or occupant.session_id != search.session_id:
                 self._moved(search, place)
                 place = None
         if place is None:
             place = self._number()
             if not self._storage.claims.assign(search.session_id, token, place):
-                return self._follow_claim(search)  # taken over again meanwhile
+                return self._follow_claim(search, self._storage.claims.get(search.session_id))  # taken over again
         return self._place(search, token, place)
 
     def _place(self, search: Search, token: str, place: Place) -> Registration:
         """Write the session into its slot, taking a new number when a release tombstoned the old one."""
         while not self._storage.sessions.put_session(_stored(search, place), place.shards):
             occupant = self._storage.sessions.get_slot(place)
-            if occupant is None:  # slots are never emptied: the table changed under us
+            if occupant is None:  # emptied only by retention, long after: the table changed under us
                 raise ConflictError(f"Registration of session {search.session_id} is in an inconsistent state")
             if occupant.session_id == search.session_id:
                 break  # written by this registration before (a retried call, or its lost answer)
             self._moved(search, place)
             place = self._number()
             if not self._storage.claims.assign(search.session_id, token, place):
-                return self._follow_claim(search)  # a retry took the claim over; it finishes the registration
+                # A retry took the claim over; it finishes the registration.
+                return self._follow_claim(search, self._storage.claims.get(search.session_id))
         if not self._storage.claims.mark_registered(search.session_id, place):
             # The claim now points elsewhere: never acknowledge a place the claim does not record.
             raise ConflictError(f"Registration of session {search.session_id} moved while writing; retry")
@@ -179,7 +193,8 @@ class Registrar:
         (`Releaser.complete_hand_over`) so the next batch can open; the stalled release's settle is
         completed when it is called again.
         """
-        sealed_since: int | None = None
+        seen_seal: tuple[str | None, int | None] | None = None
+        sealed_since = 0
         while True:
             with self._numbers.allocating:
                 place = self._numbers.take()
@@ -193,10 +208,13 @@ class Registrar:
                 if pointer is None:
                     self._storage.pointer.open_batch(new_batch_id(now), now, self._settings.batch_shards)
                     continue
-                sealed_since = now if sealed_since is None else sealed_since
+                if not pointer.is_sealed:
+                    continue  # the seal was undone, or the next batch opened, since the ADD failed
+                if seen_seal != (pointer.release_id, pointer.sealed_at):
+                    seen_seal, sealed_since = (pointer.release_id, pointer.sealed_at), now
                 if now - sealed_since >= self._settings.sealed_batch_wait_ms:
                     self._hand_over_stalled(pointer)
-                    sealed_since = None
+                    seen_seal = None
                     continue
             self._wait_while_sealed(pointer, sealed_since + self._settings.sealed_batch_wait_ms)
 

@@ -110,7 +110,7 @@ class Releaser:
 
     def _retire(self, record: ReleaseRecord) -> None:
         """Record the released batch, then delete the pointer if it is still the one sealed for it."""
-        self._storage.releases.put_batch_record(record)
+        self._storage.batches.put(record)
         self._storage.pointer.delete_sealed(record.release_id, record.batch_id)
 
     def _settle(self, record: ReleaseRecord) -> ReleaseRecord:
@@ -134,6 +134,8 @@ class Releaser:
                     release_id=record.release_id,
                     tombstones=tombstones,
                 )
+        # The batch record first: once the release record is settled, the release is announced.
+        self._storage.batches.record_session_count(record.batch_id, session_count)
         self._storage.releases.record_session_count(record, session_count)
         return record.settled(session_count)
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 @dataclass
 class _Shard:
     partition: str
+    per_read: int
     sessions: deque[StoredSession] = field(default_factory=deque)
     start: dict[str, Any] | None = None
     done: bool = False
@@ -38,14 +39,16 @@ def sessions_after(
     """Sessions of the batch with number > `after_number`, ascending, tombstones left out; lazily, so a
     caller that stops early reads little more than it took. `wanted` sizes the reads: about that many
     sessions are read in the first wave, split over the shards."""
-    parts = [_Shard(partition) for partition in shard_partitions(batch_id, shards)]
     per_read = max(1, -(-wanted // shards) + (1 if shards > 1 else 0))
+    parts = [_Shard(partition, per_read) for partition in shard_partitions(batch_id, shards)]
 
     def read(shard: _Shard) -> None:
-        page = storage.sessions.shard_page(batch_id, shard.partition, after_number, per_read, shard.start)
+        page = storage.sessions.shard_page(batch_id, shard.partition, after_number, shard.per_read, shard.start)
         shard.sessions.extend(page.sessions)
         shard.start = page.next_start
         shard.done = page.next_start is None
+        if not page.sessions:  # a run of tombstones (numbers let go): read further at once next time
+            shard.per_read = min(2 * shard.per_read, 1000)
 
     while True:
         while empty := [shard for shard in parts if shard.needs_reading]:

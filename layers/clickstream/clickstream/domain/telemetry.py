@@ -13,6 +13,9 @@ class Telemetry(Protocol):
     def rare(self, name: str, message: str, **ids: str | int) -> None:
         """A recovery path was taken: count `name` and log `message` with `ids` (session_id, batch_id, ...)."""
 
+    def gauges(self, values: dict[str, tuple[float, str]], at_ms: int) -> None:
+        """Measurements (name -> (value, unit)) taken at `at_ms`, such as a dataset's quality report."""
+
 
 class Silent:
     """Telemetry that reports nothing (tests and tools that build the domain by hand)."""
@@ -21,4 +24,7 @@ class Silent:
         return None
 
     def rare(self, name: str, message: str, **ids: str | int) -> None:
+        return None
+
+    def gauges(self, values: dict[str, tuple[float, str]], at_ms: int) -> None:
         return None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clickstream.settings import Settings
+from clickstream.storage.batch_records import BatchRecords
 from clickstream.storage.claims import Claims
 from clickstream.storage.events import Events
 from clickstream.storage.plumbing import Dynamo, new_client
@@ -30,6 +31,7 @@ class Storage:
     claims: Claims
     pointer: CollectingPointer
     releases: Releases
+    batches: BatchRecords
     sessions: SessionSlots
     events: Events
     tasks: Tasks
@@ -45,6 +47,7 @@ class Storage:
             claims=Claims(dynamo, settings.session_ids_table),
             pointer=CollectingPointer(dynamo, settings.batches_table),
             releases=Releases(dynamo, settings.batches_table),
+            batches=BatchRecords(dynamo, settings.batches_table),
             sessions=SessionSlots(dynamo, settings.sessions_table),
             events=Events(dynamo, settings.events_table),
             tasks=Tasks(dynamo, settings.tasks_table),

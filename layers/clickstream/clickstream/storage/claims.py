@@ -110,3 +110,6 @@ class Claims:
             },
         )
         return response is not None
+
+    def expire(self, session_id: str, at_seconds: int) -> None:
+        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds)

@@ -108,6 +108,17 @@ class Dynamo:
         condition = f"attribute_not_exists({key_attribute})"
         return self.conditional("put_item", TableName=table, Item=item, ConditionExpression=condition) is not None
 
+    def expire(self, table: str, key: Item, key_attribute: str, at_seconds: int) -> None:
+        """Set the item's time to live (DynamoDB TTL deletes it after `at_seconds`); no item, no write."""
+        self.conditional(
+            "update_item",
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET expires_at = :at",
+            ConditionExpression=f"attribute_exists({key_attribute})",
+            ExpressionAttributeValues={":at": n(at_seconds)},
+        )
+
     def get(self, table: str, key: Item) -> Item | None:
         item: Item | None = self.call("get_item", TableName=table, Key=key, ConsistentRead=True).get("Item")
         return item

@@ -1,20 +1,16 @@
-"""Release records (`release#<id>`) and released-batch records (`batch#<id>`) in BatchesTable.
+"""Release records (`release#<id>` in BatchesTable): the batch each release_id names, bound once.
 
 DynamoDB calls: GetItem, PutItem, UpdateItem on BatchesTable.
 """
 
 from __future__ import annotations
 
-from clickstream.records import BatchRecord, Pointer, ReleaseRecord
+from clickstream.records import Pointer, ReleaseRecord
 from clickstream.storage.plumbing import Dynamo, n, optional_n, s
 
 
 def release_key(release_id: str) -> str:
     return f"release#{release_id}"
-
-
-def batch_key(batch_id: str) -> str:
-    return f"batch#{batch_id}"
 
 
 class Releases:
@@ -32,6 +28,7 @@ class Releases:
             "released_at": n(sealed.sealed_at or 0),
             "last_number": n(sealed.counter),
             "shards": n(sealed.shards),
+            "opened_at": n(sealed.opened_at),
         }
         self._dynamo.put_new(self._table, item, "pk")
         record = self.get_release(release_id)
@@ -50,41 +47,16 @@ class Releases:
             last_number=int(item["last_number"]["N"]),
             shards=optional_n(item, "shards") or 1,
             session_count=optional_n(item, "session_count"),
-        )
-
-    def put_batch_record(self, release: ReleaseRecord) -> None:
-        """The released batch's record; written before the pointer goes, so the batch is always findable."""
-        item = {
-            "pk": s(batch_key(release.batch_id)),
-            "batch_id": s(release.batch_id),
-            "release_id": s(release.release_id),
-            "released_at": n(release.released_at),
-            "last_number": n(release.last_number),
-            "shards": n(release.shards),
-        }
-        self._dynamo.put_new(self._table, item, "pk")
-
-    def get_batch_record(self, batch_id: str) -> BatchRecord | None:
-        item = self._dynamo.get(self._table, {"pk": s(batch_key(batch_id))})
-        if item is None:
-            return None
-        return BatchRecord(
-            batch_id=batch_id,
-            release_id=item["release_id"]["S"],
-            released_at=int(item["released_at"]["N"]),
-            last_number=int(item["last_number"]["N"]),
-            shards=optional_n(item, "shards") or 1,
-            session_count=optional_n(item, "session_count"),
+            opened_at=optional_n(item, "opened_at"),
         )
 
     def record_session_count(self, release: ReleaseRecord, session_count: int) -> None:
-        """Mark the batch settled: both records carry the final count. Repeatable."""
-        for key in (batch_key(release.batch_id), release_key(release.release_id)):
-            self._dynamo.call(
-                "update_item",
-                TableName=self._table,
-                Key={"pk": s(key)},
-                UpdateExpression="SET session_count = :count",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":count": n(session_count)},
-            )
+        """Mark the release settled; repeatable. Its stream record announces the release (BatchReleased)."""
+        self._dynamo.call(
+            "update_item",
+            TableName=self._table,
+            Key={"pk": s(release_key(release.release_id))},
+            UpdateExpression="SET session_count = :count",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":count": n(session_count)},
+        )

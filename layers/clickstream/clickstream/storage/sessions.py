@@ -112,6 +112,20 @@ class SessionSlots:
         sessions = [_session(item, batch_id) for item in response.get("Items", []) if "tombstone" not in item]
         return ShardPage(sessions, response.get("LastEvaluatedKey"))
 
+    def slots_between(self, partition: str, first: int, last: int) -> Iterator[Slot]:
+        """The written slots of one shard numbered first..last (sessions and tombstones), keys only."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "batch_id = :partition AND session_number BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {":partition": s(partition), ":first": n(first), ":last": n(last)},
+            "ProjectionExpression": "session_number, session_id",
+        }
+        for item in self._dynamo.query(request):
+            yield Slot(int(item["session_number"]["N"]), optional_s(item, "session_id"))
+
+    def expire(self, place: Place, at_seconds: int) -> None:
+        self._dynamo.expire(self._table, _key(place), "session_number", at_seconds)
+
     def slots(self, partition: str) -> Iterator[Slot]:
         """Every written slot of one shard (sessions and tombstones), ascending, keys only."""
         request: dict[str, Any] = {

@@ -44,3 +44,6 @@ class Tasks:
             status=item["status"]["S"],
             requested_at=int(item["requested_at"]["N"]),
         )
+
+    def expire(self, session_id: str, at_seconds: int) -> None:
+        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds)

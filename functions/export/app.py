@@ -1,0 +1,99 @@
+"""The export state machine's steps (contract 7.2, 7.6): plan a released batch's export, write one range of
+it (a Distributed Map item), finish it (report and manifest), expire a range's items once the dataset
+exists (retention), or mark the export failed.
+
+Invoked by Step Functions with `{"step": ..., ...}`; errors surface as their class name
+(`ExportNotReady`, `ExportRangeMissing`, `ExportSessionsMismatch`, `StorageUnavailable`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from clickstream.api import log_keys
+from clickstream.domain.datasets.layout import NumberRange
+from clickstream.domain.datasets.parts import ExportJob
+from clickstream.models import Identifier
+from clickstream.observability import logger, metrics, tracer
+from clickstream.runtime import get_service
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Job(_Step):
+    batch_id: Identifier
+    release_id: Identifier
+    export_id: str = Field(min_length=1, max_length=2048)
+    shards: int = Field(ge=1, le=64)
+    events_until: int = Field(ge=0)
+
+    def job(self) -> ExportJob:
+        return ExportJob(self.batch_id, self.release_id, self.export_id, self.shards, self.events_until)
+
+
+class Range(_Step):
+    index: int = Field(ge=0)
+    first: int = Field(ge=1)
+    last: int = Field(ge=1)
+
+
+class PlanStep(_Step):
+    release_id: Identifier
+    export_id: str = Field(min_length=1, max_length=2048)
+
+
+class RangeStep(_Step):
+    job: Job
+    range: Range
+
+
+class ExpireStep(_Step):
+    job: Job
+    range: Range
+    expires_at: int = Field(ge=0)
+
+
+class FinishStep(_Step):
+    job: Job
+    ranges: int = Field(ge=0)
+
+
+class FailStep(_Step):
+    batch_id: Identifier
+    export_id: str = Field(min_length=1, max_length=2048)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = event.get("step")
+    exporter = get_service().exporter
+    if step == "plan":
+        plan = PlanStep.model_validate(event)
+        log_keys(release_id=plan.release_id)
+        return exporter.plan(plan.release_id, plan.export_id)
+    if step == "range":
+        part = RangeStep.model_validate(event)
+        log_keys(batch_id=part.job.batch_id)
+        return exporter.write_range(part.job.job(), NumberRange(part.range.index, part.range.first, part.range.last))
+    if step == "finish":
+        finish = FinishStep.model_validate(event)
+        log_keys(batch_id=finish.job.batch_id)
+        return exporter.finish(finish.job.job(), finish.ranges)
+    if step == "expire":
+        expire = ExpireStep.model_validate(event)
+        log_keys(batch_id=expire.job.batch_id)
+        number_range = NumberRange(expire.range.index, expire.range.first, expire.range.last)
+        return exporter.expire_range(expire.job.job(), number_range, expire.expires_at)
+    if step == "fail":
+        failed = FailStep.model_validate(event)
+        log_keys(batch_id=failed.batch_id)
+        exporter.fail(failed.batch_id, failed.export_id)
+        return {"batch_id": failed.batch_id, "status": "failed"}
+    raise ValueError(f"unknown export step {step!r}: expected plan, range, finish, expire or fail")

@@ -1,0 +1,140 @@
+"""The outbox (contract 7.1): what a change of the tables announces, read from their DynamoDB streams.
+
+A release is acknowledged only after its record is settled, and that write is in the table's stream
+whatever happens to the function that made it; the outbox reads the stream (at least once, in order per
+item) and announces. So no release and no export is ever acknowledged without being announced, even if
+the function that made it crashed right after. Consumers dedupe on `release_id`.
+
+* `release#<id>` gains its `session_count` (the release is settled) -> BatchReleased.
+* `batch#<id>` reaches `dataset_status = exported` -> BatchExported, and the quality report as metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clickstream.domain.datasets.layout import manifest_key
+from clickstream.domain.telemetry import Telemetry
+from clickstream.errors import BatchNotFound
+from clickstream.records import BatchRecord
+from clickstream.storage.batch_records import BatchRecords
+from clickstream.storage.bus import EventBus
+from clickstream.storage.lake import Lake
+
+Image = Mapping[str, Any]
+
+# The report as CloudWatch metrics (one point per export, at its time), with their units.
+QUALITY_METRICS = {
+    "click_through_rate": ("ClickThroughRate", "None"),
+    "no_click_rate": ("NoClickRate", "None"),
+    "no_results_rate": ("NoResultsRate", "None"),
+    "mean_reciprocal_rank": ("MeanReciprocalRank", "None"),
+    "mean_click_position": ("MeanClickPosition", "None"),
+    "irrelevant_rate": ("IrrelevantRate", "None"),
+    "payload_search_rate": ("PayloadSearchRate", "None"),
+    "median_time_to_first_click_ms": ("MedianTimeToFirstClick", "Milliseconds"),
+    "sessions": ("ExportedSessions", "Count"),
+    "clicks": ("ExportedClicks", "Count"),
+}
+
+
+@dataclass(frozen=True)
+class Announcement:
+    detail_type: str
+    detail: dict[str, Any]
+
+
+def _number(value: Any) -> int:
+    return int(value)  # DynamoDB numbers arrive as Decimal
+
+
+def _release(release_id: str, batch_id: str, released_at: int, session_count: int) -> Announcement:
+    detail = {
+        "release_id": release_id,
+        "batch_id": batch_id,
+        "released_at": released_at,
+        "session_count": session_count,
+    }
+    return Announcement("BatchReleased", detail)
+
+
+def _export(release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any], metrics: str | None) -> Announcement:
+    detail = {
+        "release_id": release_id,
+        "batch_id": batch_id,
+        "manifest": lake.uri(manifest_key(batch_id)),
+        "session_count": counts[0],
+        "event_count": counts[1],
+        "metrics": json.loads(metrics or "{}"),
+    }
+    return Announcement("BatchExported", detail)
+
+
+def released(old: Image | None, new: Image | None) -> Announcement | None:
+    if not new or not str(new.get("pk", "")).startswith("release#") or "session_count" not in new:
+        return None
+    if old and "session_count" in old:
+        return None  # announced when it was first settled
+    return _release(new["release_id"], new["batch_id"], _number(new["released_at"]), _number(new["session_count"]))
+
+
+def exported(old: Image | None, new: Image | None, lake: Lake) -> Announcement | None:
+    if not new or not str(new.get("pk", "")).startswith("batch#") or new.get("dataset_status") != "exported":
+        return None
+    if old and old.get("dataset_status") == "exported":
+        return None
+    counts = (_number(new["exported_sessions"]), _number(new["exported_events"]))
+    return _export(new["release_id"], new["batch_id"], lake, counts, new.get("metrics"))
+
+
+def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
+    """What a batch's record says was announced: its release once settled, its dataset once exported."""
+    if batch.session_count is None:
+        return []
+    said = [_release(batch.release_id, batch.batch_id, batch.released_at, batch.session_count)]
+    dataset = batch.dataset
+    if dataset.status == "exported":
+        counts = (dataset.session_count, dataset.event_count)
+        said.append(_export(batch.release_id, batch.batch_id, lake, counts, dataset.metrics))
+    return said
+
+
+class Outbox:
+    def __init__(self, bus: EventBus, lake: Lake, telemetry: Telemetry, batches: BatchRecords) -> None:
+        self._bus = bus
+        self._lake = lake
+        self._telemetry = telemetry
+        self._batches = batches
+
+    def relay(self, old: Image | None, new: Image | None) -> Announcement | None:
+        """Announce what this change of a batches-table item means, if anything."""
+        announcement = released(old, new) or exported(old, new, self._lake)
+        if announcement is None:
+            return None
+        self._bus.put(announcement.detail_type, announcement.detail)
+        if announcement.detail_type == "BatchExported" and new is not None:
+            self._publish_quality(announcement.detail["metrics"], _number(new["exported_at"]))
+        return announcement
+
+    def replay(self, batch_id: str) -> list[Announcement]:
+        """Announce a batch's release (and export) again, from its record: after the outbox gave up on a
+        change (its dead-letter queue), or for a consumer that missed it. Consumers dedupe, so a repeat is
+        harmless; the quality metrics are not published twice."""
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            raise BatchNotFound(batch_id)
+        said = announcements_of(batch, self._lake)
+        for announcement in said:
+            self._bus.put(announcement.detail_type, announcement.detail)
+        return said
+
+    def _publish_quality(self, metrics: dict[str, Any], at: int) -> None:
+        values = {
+            name: (float(metrics[key]), unit)
+            for key, (name, unit) in QUALITY_METRICS.items()
+            if isinstance(metrics.get(key), int | float)
+        }
+        self._telemetry.gauges(values, at)

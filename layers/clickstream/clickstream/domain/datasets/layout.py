@@ -1,0 +1,54 @@
+"""Where a dataset's objects live in the lake (contract 7.2), and what the export plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_PART_BYTES = 256 * 1024 * 1024  # uncompressed JSON Lines in one part
+SCHEMA_VERSION = 1
+FORMAT = "jsonl.gz"
+
+
+def dataset_folder(batch_id: str) -> str:
+    return f"sessions/batch_id={batch_id}"
+
+
+def manifest_key(batch_id: str) -> str:
+    return f"{dataset_folder(batch_id)}/manifest.json"
+
+
+def part_name(range_index: int, piece: int) -> str:
+    """`part-00000.jsonl.gz` for a range's part; a range larger than one part continues in
+    `part-00000-1.jsonl.gz`, `part-00000-2.jsonl.gz`, ..."""
+    return f"part-{range_index:05d}{'' if piece == 0 else f'-{piece}'}.{FORMAT}"
+
+
+def work_folder(batch_id: str) -> str:
+    """The export's own files: outside `sessions/`, which Athena reads whole."""
+    return f"exports/batch_id={batch_id}"
+
+
+def range_summary_key(batch_id: str, range_index: int) -> str:
+    return f"{work_folder(batch_id)}/range-{range_index:05d}.json"
+
+
+def range_list_key(batch_id: str, range_index: int, name: str) -> str:
+    """A sorted list a range keeps for the report: first-clicks, no-click-queries, no-results-queries."""
+    return f"{work_folder(batch_id)}/range-{range_index:05d}.{name}.gz"
+
+
+@dataclass(frozen=True)
+class NumberRange:
+    """The session numbers first..last of a batch: one worker's share of an export."""
+
+    index: int
+    first: int
+    last: int
+
+
+def number_ranges(last_number: int, size: int) -> list[NumberRange]:
+    """1..last_number cut into ranges of `size` numbers (gaps included: numbers nobody wrote are skipped)."""
+    return [
+        NumberRange(index, first, min(first + size - 1, last_number))
+        for index, first in enumerate(range(1, last_number + 1, size))
+    ]

@@ -1,0 +1,165 @@
+"""Released-batch records (`batch#<id>` in BatchesTable) and the state of each batch's dataset.
+
+Batch records carry `listing = "batch"`, the partition key of the index `batches_by_id`, so the batches
+can be listed newest first (ids sort by opening time); the pointer and release records are not in it.
+
+DynamoDB calls: GetItem, PutItem, UpdateItem on BatchesTable; Query on its index batches_by_id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clickstream.records import BatchRecord, Dataset, ReleaseRecord
+from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
+
+BATCHES_BY_ID_INDEX = "batches_by_id"
+LISTING = "batch"
+
+
+def batch_key(batch_id: str) -> dict[str, dict[str, str]]:
+    return {"pk": s(f"batch#{batch_id}")}
+
+
+def _dataset(item: Item) -> Dataset:
+    return Dataset(
+        status=optional_s(item, "dataset_status") or "pending",
+        export_id=optional_s(item, "export_id"),
+        started_at=optional_n(item, "export_started_at"),
+        events_until=optional_n(item, "events_until"),
+        exported_at=optional_n(item, "exported_at"),
+        session_count=optional_n(item, "exported_sessions"),
+        event_count=optional_n(item, "exported_events"),
+        parts=optional_n(item, "exported_parts"),
+        metrics=optional_s(item, "metrics"),
+    )
+
+
+def batch_record(item: Item) -> BatchRecord:
+    return BatchRecord(
+        batch_id=item["batch_id"]["S"],
+        release_id=item["release_id"]["S"],
+        released_at=int(item["released_at"]["N"]),
+        last_number=int(item["last_number"]["N"]),
+        shards=optional_n(item, "shards") or 1,
+        session_count=optional_n(item, "session_count"),
+        opened_at=optional_n(item, "opened_at"),
+        dataset=_dataset(item),
+    )
+
+
+class BatchRecords:
+    def __init__(self, dynamo: Dynamo, table: str) -> None:
+        self._dynamo = dynamo
+        self._table = table
+
+    def put(self, release: ReleaseRecord) -> None:
+        """The released batch's record; written before the pointer goes, so the batch is always findable."""
+        item: Item = {
+            **batch_key(release.batch_id),
+            "batch_id": s(release.batch_id),
+            "release_id": s(release.release_id),
+            "released_at": n(release.released_at),
+            "last_number": n(release.last_number),
+            "shards": n(release.shards),
+            "listing": s(LISTING),
+        }
+        if release.opened_at is not None:
+            item["opened_at"] = n(release.opened_at)
+        self._dynamo.put_new(self._table, item, "pk")
+
+    def get(self, batch_id: str) -> BatchRecord | None:
+        item = self._dynamo.get(self._table, batch_key(batch_id))
+        return None if item is None else batch_record(item)
+
+    def record_session_count(self, batch_id: str, session_count: int) -> None:
+        """The batch is settled: its final count. Repeatable."""
+        self._dynamo.call(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression="SET session_count = :count",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":count": n(session_count)},
+        )
+
+    def newest(self, limit: int, before: str | None) -> tuple[list[BatchRecord], bool]:
+        """Released batches, newest first, older than `before` if given; and whether more follow."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": BATCHES_BY_ID_INDEX,
+            "KeyConditionExpression": "listing = :listing",
+            "ExpressionAttributeValues": {":listing": s(LISTING)},
+            "ScanIndexForward": False,
+        }
+        if before is not None:
+            request["KeyConditionExpression"] += " AND batch_id < :before"
+            request["ExpressionAttributeValues"][":before"] = s(before)
+        items = list(self._dynamo.query(request, total=limit + 1))
+        return [batch_record(item) for item in items[:limit]], len(items) > limit
+
+    def claim_export(self, batch_id: str, claim: Dataset, stale_before: int) -> BatchRecord | None:
+        """Make `claim.export_id` the batch's export (status exporting, its start and event cut-off), unless
+        the dataset is exported or another export holds it (one started after `stale_before`); repeatable
+        by the same export. None when not taken."""
+        response = self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression=(
+                "SET dataset_status = :exporting, export_id = :export, "
+                "export_started_at = :started, events_until = :until"
+            ),
+            ConditionExpression=(
+                "attribute_exists(session_count) AND (attribute_not_exists(dataset_status) "
+                "OR dataset_status = :failed OR (dataset_status = :exporting AND "
+                "(export_id = :export OR export_started_at < :stale)))"
+            ),
+            ExpressionAttributeValues={
+                ":exporting": s("exporting"),
+                ":failed": s("failed"),
+                ":export": s(claim.export_id or ""),
+                ":started": n(claim.started_at or 0),
+                ":until": n(claim.events_until or 0),
+                ":stale": n(stale_before),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return None if response is None else batch_record(response["Attributes"])
+
+    def finish_export(self, batch_id: str, dataset: Dataset) -> bool:
+        """The dataset exists (its manifest is written): record it. Only by the export that holds it;
+        repeatable. Its stream record announces the export (BatchExported)."""
+        response = self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression=(
+                "SET dataset_status = :exported, exported_at = :at, exported_sessions = :sessions, "
+                "exported_events = :events, exported_parts = :parts, #metrics = :metrics"
+            ),
+            ConditionExpression="export_id = :export AND dataset_status IN (:exporting, :exported)",
+            ExpressionAttributeNames={"#metrics": "metrics"},  # a reserved word
+            ExpressionAttributeValues={
+                ":exported": s("exported"),
+                ":exporting": s("exporting"),
+                ":export": s(dataset.export_id or ""),
+                ":at": n(dataset.exported_at or 0),
+                ":sessions": n(dataset.session_count or 0),
+                ":events": n(dataset.event_count or 0),
+                ":parts": n(dataset.parts or 0),
+                ":metrics": s(dataset.metrics or "{}"),
+            },
+        )
+        return response is not None
+
+    def fail_export(self, batch_id: str, export_id: str) -> None:
+        """The export gave up; the next one may take the batch over."""
+        self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression="SET dataset_status = :failed",
+            ConditionExpression="export_id = :export AND dataset_status = :exporting",
+            ExpressionAttributeValues={":failed": s("failed"), ":export": s(export_id), ":exporting": s("exporting")},
+        )

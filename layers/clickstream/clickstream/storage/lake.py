@@ -1,0 +1,121 @@
+"""Where datasets are written (contract 7.2): an S3 bucket in AWS, a folder locally (`LAKE_DIR`).
+
+Keys are relative to the lake's root: `sessions/batch_id=<id>/part-00000.jsonl.gz` and `manifest.json`
+for consumers, `exports/batch_id=<id>/...` for the export's own work files (kept out of `sessions/`, which
+Athena reads whole).
+
+S3 calls: PutObject, GetObject, HeadObject on the lake bucket (and multipart upload for large parts).
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from clickstream.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+
+class Lake(Protocol):
+    def uri(self, key: str) -> str:
+        """The object's address for consumers (s3://... or file://...)."""
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at `path` under `key` (replacing what is there)."""
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes; None when there is none."""
+
+    def fetch(self, key: str, path: Path) -> bool:
+        """Copy the object to `path`; False when there is none."""
+
+
+class FileLake:
+    """A folder standing in for the bucket (local runs)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self._root / key).resolve()
+        if not path.is_relative_to(self._root):
+            raise ValueError(f"key {key!r} leaves the lake")
+        return path
+
+    def uri(self, key: str) -> str:
+        return "file://" + urllib.parse.quote(str(self._path(key)), safe="/=")
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(path, partial)
+        partial.replace(target)  # readers never see half an object
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.exists() else None
+
+    def fetch(self, key: str, path: Path) -> bool:
+        source = self._path(key)
+        if not source.exists():
+            return False
+        shutil.copyfile(source, path)
+        return True
+
+
+class S3Lake:
+    """The stack's dataset bucket."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self._bucket}/{key}"
+
+    def put_file(self, key: str, path: Path) -> None:
+        self._client.upload_file(str(path), self._bucket, key)  # multipart above 8 MB, parts in parallel
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._client.put_object(Bucket=self._bucket, Key=key, Body=data)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            body: bytes = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return body
+
+    def fetch(self, key: str, path: Path) -> bool:
+        data = self.get_bytes(key)
+        if data is None:
+            return False
+        path.write_bytes(data)
+        return True
+
+
+def lake_from_settings(settings: Settings) -> Lake:
+    if settings.lake_bucket:
+        config = Config(retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts})
+        return S3Lake(boto3.session.Session().client("s3", config=config), settings.lake_bucket)
+    return FileLake(Path(settings.lake_dir))

@@ -1,0 +1,209 @@
+"""Every release is announced, whichever path made it, and none is lost (contract 7.1): the batches table's
+stream, delivered to the real outbox function as Lambda's event source mapping does (local/streams.py),
+puts BatchReleased on EventBridge (the embedded moto's); a subscriber's queue shows what was announced.
+The template's filter criteria let through exactly the changes the outbox announces."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from clickstream.service import Clickstream
+from local.apigateway import HttpResult
+from local.dynamodb import EmbeddedAws
+from local.streams import StreamRelay
+from local.template import load_template
+from tests.conftest import local_functions
+from tests.support import load_event
+from tests.support.datasets import run_export
+from tests.support.domain import new_session
+
+
+@dataclass
+class Subscriber:
+    relay: StreamRelay
+    queue_url: str
+    sqs: Any
+
+    def announced(self) -> list[dict[str, Any]]:
+        self.relay.pump()
+        received = []
+        while messages := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                received.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return received
+
+
+@pytest.fixture
+def subscriber(dynamodb: EmbeddedAws, tables: dict[str, str]) -> Subscriber:
+    session = boto3.session.Session()
+    sqs = session.client("sqs", endpoint_url=dynamodb.endpoint)
+    events = session.client("events", endpoint_url=dynamodb.endpoint)
+    queue_url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all-clickstream", EventPattern=json.dumps({"source": ["clickstream"]}))
+    events.put_targets(Rule="all-clickstream", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    relay = StreamRelay(dynamodb.endpoint, tables["BatchesTable"], "OutboxFunction", local_functions())
+    return Subscriber(relay, queue_url, sqs)
+
+
+def released(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    assert {event["detail-type"] for event in events} <= {"BatchReleased"}
+    assert all(event["source"] == "clickstream" for event in events)
+    return [event["detail"] for event in events]
+
+
+def test_a_release_over_http_and_a_direct_one_are_both_announced(
+    subscriber: Subscriber,
+    service: Clickstream,
+    invoke: Callable[[str, Any], Any],
+    invoke_http: Callable[[str, dict[str, Any]], HttpResult],
+) -> None:
+    service.register(new_session())
+    over_http = invoke_http("BatchReleaseFunction", load_event("batch_release")).body
+    service.register(new_session())
+    direct = invoke("BatchReleaseFunction", {"release_id": "release-direct"})
+    assert released(subscriber.announced()) == [over_http, direct]
+    invoke_http("BatchReleaseFunction", load_event("batch_release"))  # the same release again: no new announcement
+    assert subscriber.announced() == []
+
+
+def test_a_release_acknowledged_while_nothing_announced_is_announced_later(
+    subscriber: Subscriber, service: Clickstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release is in the table's stream whatever happened to the function that made it; the outbox
+    retries what it could not put on the bus (the partial batch response), so nothing is lost."""
+    from clickstream.errors import StorageUnavailable
+    from clickstream.storage.bus import EventBus
+
+    service.register(new_session())
+    release = service.release("release-crash").model_dump()  # acknowledged; the caller crashed right after
+    put = EventBus.put
+    outages = [StorageUnavailable()]
+
+    def down_once(bus: EventBus, detail_type: str, detail: dict[str, Any]) -> None:
+        if outages:
+            raise outages.pop()
+        put(bus, detail_type, detail)
+
+    monkeypatch.setattr(EventBus, "put", down_once)
+    assert subscriber.announced() == []  # EventBridge refused it: the record is read again
+    assert released(subscriber.announced()) == [release]
+
+
+def test_changes_that_announce_nothing_are_ignored(subscriber: Subscriber, service: Clickstream) -> None:
+    service.register(new_session())  # a pointer, a batch opened
+    assert subscriber.announced() == []
+
+
+def test_an_operator_replays_what_the_outbox_gave_up_on(
+    subscriber: Subscriber, service: Clickstream, invoke: Callable[[str, Any], Any], tables: dict[str, str]
+) -> None:
+    """After the dead-letter queue alarm: the batch's announcements are sent again from its records, the
+    same details as the first time, the export's too."""
+    service.register(new_session())
+    release = service.release("release-replayed")
+    lake_dir = Path(service.settings.lake_dir)
+    run_export(service, lake_dir, "release-replayed")
+    first = subscriber.announced()
+    assert [event["detail-type"] for event in first] == ["BatchReleased", "BatchExported"]
+    replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [release.batch_id]}})
+    assert replayed == {release.batch_id: ["BatchReleased", "BatchExported"]}
+    again = subscriber.announced()
+    assert [(event["detail-type"], event["detail"]) for event in again] == [
+        (event["detail-type"], event["detail"]) for event in first
+    ]
+
+
+def test_a_replay_names_batches_that_exist(invoke: Callable[[str, Any], Any], tables: dict[str, str]) -> None:
+    from pydantic import ValidationError
+
+    from clickstream.errors import BatchNotFound
+
+    with pytest.raises(BatchNotFound, match="b-unknown"):
+        invoke("OutboxFunction", {"replay": {"batch_ids": ["b-unknown"]}})
+    with pytest.raises(ValidationError, match="batch_ids"):
+        invoke("OutboxFunction", {"replay": {"batch_ids": []}})
+
+
+# --- the template's filter criteria ---------------------------------------------------------------------------
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """EventBridge's content filtering, the part the template uses: exact values, prefix, exists, anything-but."""
+    if isinstance(pattern, dict):  # a field the event lacks is absent, and so are the fields under it
+        fields = value if isinstance(value, dict) else {}
+        return all(matches(rule, fields.get(key)) for key, rule in pattern.items())
+    return any(_matches_one(rule, value) for rule in pattern)
+
+
+def _matches_one(rule: Any, value: Any) -> bool:
+    if not isinstance(rule, dict):
+        return bool(value == rule)
+    if "exists" in rule:
+        return (value is not None) is rule["exists"]
+    if "prefix" in rule:
+        return isinstance(value, str) and value.startswith(rule["prefix"])
+    if "anything-but" in rule:
+        return value is not None and value not in rule["anything-but"]
+    raise AssertionError(f"a rule this test does not know: {rule}")
+
+
+def stream_filters() -> list[dict[str, Any]]:
+    source = load_template()["Resources"]["OutboxFunction"]["Properties"]["Events"]["BatchesStream"]["Properties"]
+    return [json.loads(entry["Pattern"]) for entry in source["FilterCriteria"]["Filters"]]
+
+
+def test_the_stream_filters_pass_exactly_the_changes_the_outbox_announces(
+    dynamodb: EmbeddedAws, tables: dict[str, str], service: Clickstream
+) -> None:
+    """Every change the batches table's stream carried in a release and an export, checked both ways."""
+    from tests.support.datasets import run_export
+
+    service.register(new_session())
+    service.release("release-filtered")
+    run_export(service, Path(service.settings.lake_dir), "release-filtered")
+    relay = StreamRelay(dynamodb.endpoint, tables["BatchesTable"], "OutboxFunction", local_functions())
+    records = _all_records(relay)
+    assert len(records) >= 8  # pointer, seal, release, batch record, counts, export claim, export finish
+    from clickstream.domain.announcements import exported
+    from clickstream.domain.announcements import released as announces_release
+
+    deserialize = TypeDeserializer().deserialize
+    lake = service.lake
+    for record in records:
+        change = record["dynamodb"]
+        old = {k: deserialize(v) for k, v in change.get("OldImage", {}).items()} or None
+        new = {k: deserialize(v) for k, v in change.get("NewImage", {}).items()} or None
+        announces = announces_release(old, new) is not None or exported(old, new, lake) is not None
+        passes = any(
+            matches(pattern, {"dynamodb": change, "eventName": record["eventName"]}) for pattern in stream_filters()
+        )
+        assert passes == announces, (record["eventName"], change.get("Keys"), passes, announces)
+    assert (
+        sum(1 for record in records if any(matches(p, {"dynamodb": record["dynamodb"]}) for p in stream_filters())) == 2
+    )
+
+
+def _all_records(relay: StreamRelay) -> list[dict[str, Any]]:
+    streams = relay._streams
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=relay.stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=relay.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = streams.get_records(ShardIterator=iterator)
+            if not response["Records"]:
+                break
+            records += [dict(record) for record in response["Records"]]
+            iterator = response.get("NextShardIterator")
+    return records

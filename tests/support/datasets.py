@@ -1,0 +1,58 @@
+"""Running an export by its steps, as the export state machine does, and reading it as a consumer would."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from clickstream.domain.datasets.layout import NumberRange, dataset_folder, manifest_key
+from clickstream.domain.datasets.parts import ExportJob
+from clickstream.service import Clickstream
+
+
+def run_export(
+    service: Clickstream, lake_dir: Path, release_id: str, export_id: str = "export-1"
+) -> dict[str, Any] | None:
+    """Plan, every range, finish; None when the plan skips. Returns what finish returns."""
+    plan = service.exporter.plan(release_id, export_id)
+    if plan["skip"]:
+        return None
+    job = ExportJob(**plan["job"])
+    for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
+        service.exporter.write_range(job, NumberRange(**number_range))
+    finished: dict[str, Any] = service.exporter.finish(job, plan["ranges"])
+    return finished
+
+
+def manifest(lake_dir: Path, batch_id: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((lake_dir / manifest_key(batch_id)).read_text(encoding="utf-8"))
+    return document
+
+
+def dataset_sessions(lake_dir: Path, batch_id: str) -> list[dict[str, Any]]:
+    """Every line of the dataset's parts, read by DuckDB as JSON objects, in part and line order."""
+    folder = lake_dir / dataset_folder(batch_id)
+    query = "SELECT json FROM read_json_objects($parts, filename = true) ORDER BY filename"
+    rows = duckdb.execute(query, {"parts": f"{folder}/part-*.jsonl.gz"}).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
+def check_parts(lake_dir: Path, batch_id: str) -> None:
+    """Each part the manifest lists is stored with its hash, size and counts, its numbers ascending."""
+    document = manifest(lake_dir, batch_id)
+    folder = lake_dir / dataset_folder(batch_id)
+    for part in document["parts"]:
+        stored = (folder / part["key"]).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == part["sha256"], part["key"]
+        assert len(stored) == part["bytes"]
+        lines = [json.loads(line) for line in gzip.decompress(stored).decode("utf-8").splitlines()]
+        assert len(lines) == part["sessions"]
+        assert sum(len(line["events"]) for line in lines) == part["events"]
+        numbers = [line["session_number"] for line in lines]
+        assert numbers == sorted(set(numbers))
+        assert (numbers[0], numbers[-1]) == (part["first_number"], part["last_number"])
