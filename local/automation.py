@@ -1,7 +1,7 @@
-"""What runs behind the API in AWS, run locally (contract 7.5): the outbox reading the batches table's stream,
-the bus's events logged one JSON line each, and each released batch exported as the export state machine
-does it (wait EXPORT_DELAY_SECONDS, plan, write the ranges in parallel, finish, expire the items when
-RETENTION_DAYS is set; on failure, let go).
+"""What runs behind the API in AWS, run locally (contracts 7.5, 12): the outbox reading the batches and
+tasks tables' streams (tasks go to the embedded SQS queue), the bus's events logged one JSON line each,
+and each released batch exported as the export state machine does it (wait EXPORT_DELAY_SECONDS, plan,
+write the ranges in parallel, finish, expire the items when RETENTION_DAYS is set; on failure, let go).
 
 Everything goes through the template's real functions and the embedded moto's real APIs: the outbox
 function puts its events on moto's EventBridge, a rule there delivers them to a queue, and this loop
@@ -35,12 +35,15 @@ EXPORT_WORKERS = 4
 
 class LocalAutomation:
     def __init__(
-        self, aws_endpoint: str, functions: LocalFunctions, batches_table: str, lake_dir: Path, delay_s: float
+        self, aws_endpoint: str, functions: LocalFunctions, tables: dict[str, str], lake_dir: Path, delay_s: float
     ) -> None:
         self._functions = functions
         self._lake_dir = lake_dir
         self._delay_s = delay_s
-        self._outbox = StreamRelay(aws_endpoint, batches_table, "OutboxFunction", functions)
+        self._outbox = [
+            StreamRelay(aws_endpoint, tables[table_id], "OutboxFunction", functions)
+            for table_id in ("BatchesTable", "ImprovementTasksTable")
+        ]
         session = boto3.session.Session()
         self._sqs: SQSClient = session.client("sqs", endpoint_url=aws_endpoint)
         self._queue_url = self._subscribe(session, aws_endpoint)
@@ -61,7 +64,8 @@ class LocalAutomation:
 
     def pump(self) -> None:
         """One round: relay the stream, then handle the events it produced."""
-        self._outbox.pump()
+        for relay in self._outbox:
+            relay.pump()
         messages = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])
         for message in messages:
             event = json.loads(message["Body"])

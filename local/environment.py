@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from local.dynamodb import LOCAL_REGION, local_table_names
+from local.queues import local_queue_urls
 from local.template import ROOT, function_environment, load_template, resources_of_type
 
 # Local endpoints accept any credentials: placeholders, never real keys.
@@ -21,7 +22,7 @@ def lambda_environment(dynamodb_endpoint: str | None, aws_endpoint: str | None =
     `aws_endpoint` serves the other services the functions call (EventBridge, SQS): the embedded moto.
     """
     template = load_template()
-    names = {**local_table_names(), **LOCAL_RESOURCES}
+    names = {**local_table_names(), **local_queue_urls(aws_endpoint), **LOCAL_RESOURCES}
     environment = {
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,

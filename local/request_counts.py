@@ -164,6 +164,15 @@ class Scenario:
         self.call("use_scheduled", use, "session with events: scheduled", body={"session_id": first})
         self.call("use_pending", use, "again while pending: same task", body={"session_id": first})
         self.call("use_skipped", use, "session without events: skipped", body={"session_id": self.quiet})
+        self.call("tasks_pending", "GET /improvement/tasks", "pending tasks (1 of 16 buckets filled)", query={})
+        complete = "POST /improvement/tasks/complete"
+        done = {"session_id": first, "status": "done"}
+        self.call("complete_task", complete, "pending task: done", body=done)
+        self.call("complete_task_repeat", complete, "the same report again", body=done)
+
+    def batches(self) -> None:
+        self.call("get_batch", "GET /batch", "released batch", query={"batch_id": self.batch_id})
+        self.call("list_batches", "GET /batches", "one released batch, then the collecting one", query={})
 
     def page(self, case_id: str, description: str, *, expect: int = 200, **query: str) -> None:
         self.call(
@@ -205,6 +214,7 @@ def run_scenario(send: Call, counter: RequestCounter, prefix: str = "scn") -> li
     scenario.add_events()
     scenario.read_and_schedule()
     scenario.page_and_release()
+    scenario.batches()
     return list(scenario.cases.values())
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import boto3
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -24,6 +25,7 @@ from local.automation import LocalAutomation
 from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
+from local.queues import ensure_queues
 
 # API Gateway HTTP APIs accept payloads up to 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -124,6 +126,7 @@ def main() -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     tables = local_table_names()
     ensure_tables(dynamodb_client(endpoint), tables)
+    queues = ensure_queues(boto3.session.Session().client("sqs", endpoint_url=aws.endpoint))
 
     from local.openapi import generate
 
@@ -132,9 +135,13 @@ def main() -> None:
     server = make_server(host, port, api, threaded=True)
     where = f"embedded moto ({endpoint})" if embedded_dynamodb else f"DynamoDB at {endpoint}"
     print(f"Clickstream API on {base_url}, backed by {where}", flush=True)
-    automation = _start_automation(aws.endpoint, api.functions, tables["BatchesTable"]) if embedded_dynamodb else None
+    automation = _start_automation(aws.endpoint, api.functions, tables) if embedded_dynamodb else None
+    print(f"Improvement tasks queue: {queues['ImprovementTasksQueue']}", flush=True)
     if automation is None:
-        print("Releases are not announced or exported: that DynamoDB endpoint has no streams here.", flush=True)
+        print(
+            "Releases are not announced or exported, tasks not delivered: that DynamoDB has no streams here.",
+            flush=True,
+        )
     if os.environ.get("SEED", "1") != "0":
         from local.seed import print_walkthrough, seed_demo
 
@@ -152,10 +159,10 @@ def main() -> None:
         sys.stdout.flush()
 
 
-def _start_automation(aws_endpoint: str, functions: LocalFunctions, batches_table: str) -> LocalAutomation:
+def _start_automation(aws_endpoint: str, functions: LocalFunctions, tables: dict[str, str]) -> LocalAutomation:
     lake_dir = Path(os.environ["LAKE_DIR"])
     delay_s = float(os.environ["EXPORT_DELAY_SECONDS"])
-    automation = LocalAutomation(aws_endpoint, functions, batches_table, lake_dir, delay_s)
+    automation = LocalAutomation(aws_endpoint, functions, tables, lake_dir, delay_s)
     automation.run()
     print(f"Released batches are exported to {lake_dir} after {delay_s:g} s (EXPORT_DELAY_SECONDS).", flush=True)
     return automation

@@ -95,11 +95,49 @@ def layer_paths(template: dict[str, Any]) -> list[Path]:
     return [ROOT / layer["Properties"]["ContentUri"] for layer in layers.values()]
 
 
+_NO_VALUE = Intrinsic("Ref", "AWS::NoValue")
+
+
+def _condition(template: dict[str, Any], condition: Any) -> bool:
+    """A condition of the template, with parameters at their defaults (Fn::Equals, Fn::Not, named ones)."""
+    if isinstance(condition, str):
+        return _condition(template, template["Conditions"][condition])
+    if isinstance(condition, Intrinsic) and condition.name == "Fn::Not":
+        return not _condition(template, condition.value[0])
+    if isinstance(condition, Intrinsic) and condition.name == "Fn::Equals":
+        left, right = (_parameter_default(template, side) for side in condition.value)
+        return str(left) == str(right)
+    if isinstance(condition, Intrinsic) and condition.name == "Condition":
+        return _condition(template, condition.value)
+    raise ValueError(f"cannot evaluate condition {condition!r} locally")
+
+
+def _parameter_default(template: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, Intrinsic) and value.name == "Ref":
+        return template["Parameters"][value.value]["Default"]
+    return value
+
+
+def with_defaults(template: dict[str, Any], value: Any) -> Any:
+    """`value` with every `Fn::If` decided as the template's parameter defaults decide it (AWS::NoValue
+    leaves the member out)."""
+    if isinstance(value, Intrinsic) and value.name == "Fn::If":
+        condition, when_true, when_false = value.value
+        return with_defaults(template, when_true if _condition(template, condition) else when_false)
+    if isinstance(value, list):
+        decided = [with_defaults(template, member) for member in value]
+        return [member for member in decided if member != _NO_VALUE]
+    if isinstance(value, dict):
+        fields = {key: with_defaults(template, member) for key, member in value.items()}
+        return {key: member for key, member in fields.items() if member != _NO_VALUE}
+    return value
+
+
 def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """`CreateTable` arguments for each table, from its resource properties (without TableName)."""
     definitions = {}
     for logical_id, table in resources_of_type(template, "AWS::DynamoDB::Table").items():
-        properties = table["Properties"]
+        properties = with_defaults(template, table["Properties"])
         arguments: dict[str, Any] = {
             "AttributeDefinitions": properties["AttributeDefinitions"],
             "KeySchema": properties["KeySchema"],

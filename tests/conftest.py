@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from werkzeug.serving import make_server
@@ -22,6 +23,7 @@ from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_ta
 from local.environment import lambda_environment
 from local.lambda_runtime import put_layers_on_path
 from local.processes import free_port
+from local.queues import ensure_queues
 from tests.support import TEST_ENVIRONMENT
 
 # Powertools reads its settings when the layer is first imported, as in Lambda: set them before that.
@@ -60,6 +62,7 @@ def use_fresh_tables(dynamodb: EmbeddedAws, environment: pytest.MonkeyPatch, lak
     environment.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     names = local_table_names()
     ensure_tables(dynamodb_client(dynamodb.endpoint), names)
+    ensure_queues(boto3.session.Session().client("sqs", endpoint_url=dynamodb.endpoint))
     runtime.reset()
     return names
 

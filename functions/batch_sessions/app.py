@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
-from clickstream.models import PRINTABLE, BatchList, BatchPage, BatchView
+from clickstream.models import PRINTABLE, BatchPage
 from clickstream.observability import tracer
+from clickstream.reports import BatchList, BatchView
 from clickstream.runtime import get_service
 
 app = build_resolver()

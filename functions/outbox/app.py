@@ -1,10 +1,11 @@
-"""The outbox (contract 7.1): reads the batches table's DynamoDB stream and announces each release
-(BatchReleased) and each export (BatchExported) on the bus, at least once.
+"""The outbox (contracts 7.1, 12): reads the batches and tasks tables' DynamoDB streams; announces each
+release (BatchReleased) and each export (BatchExported) on the bus, and delivers each task that became
+pending to the improvement tasks queue, at least once.
 
 A record that fails is reported back alone (partial batch response), so Lambda retries it, in order,
 without announcing the others again. A record that keeps failing goes to the dead-letter queue; invoked
-directly with `{"replay": {"batch_ids": [...]}}`, the function announces those batches again from their
-records (docs/operations.md).
+directly with `{"replay": {"batch_ids": [...], "session_ids": [...]}}`, the function announces those batches
+again from their records, and delivers those sessions' pending tasks again (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clickstream.api import log_keys
 from clickstream.models import Identifier
@@ -27,7 +28,14 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    batch_ids: list[Identifier] = Field(min_length=1, max_length=100)
+    batch_ids: list[Identifier] = Field(default_factory=list, max_length=100)
+    session_ids: list[Identifier] = Field(default_factory=list, max_length=1000)  # their pending tasks
+
+    @model_validator(mode="after")
+    def _names_something(self) -> Replay:
+        if not self.batch_ids and not self.session_ids:
+            raise ValueError("batch_ids or session_ids: name at least one batch or session to replay")
+        return self
 
 
 class ReplayRequest(BaseModel):
@@ -42,13 +50,15 @@ def relay(record: DynamoDBRecord) -> None:
     try:
         announcement = get_outbox().relay(change.old_image, change.new_image)
     except Exception:
-        key = (change.keys or {}).get("pk")
+        keys = change.keys or {}  # pk (a batch or release) or session_id (a task): what to replay if it is lost
         logger.exception(
-            "Could not announce; the record is retried", extra={"pk": key, "sequence_number": change.sequence_number}
+            "Could not announce; the record is retried",
+            extra={"item": keys.get("pk") or keys.get("session_id"), "sequence_number": change.sequence_number},
         )
         raise
     if announcement is not None:
-        log_keys(batch_id=announcement.detail["batch_id"], release_id=announcement.detail["release_id"])
+        ids = ("batch_id", "release_id", "session_id")
+        log_keys(**{name: str(announcement.detail[name]) for name in ids if name in announcement.detail})
         logger.info("Announced", extra={"detail_type": announcement.detail_type})
 
 
@@ -57,8 +67,10 @@ def relay(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     if "replay" in event:
-        request = ReplayRequest.model_validate(event)
-        replayed = {batch_id: get_outbox().replay(batch_id) for batch_id in request.replay.batch_ids}
-        logger.info("Replayed", extra={"batch_ids": list(replayed)})
-        return {batch_id: [said.detail_type for said in announced] for batch_id, announced in replayed.items()}
+        replay = ReplayRequest.model_validate(event).replay
+        outbox = get_outbox()
+        replayed = {batch_id: outbox.replay(batch_id) for batch_id in replay.batch_ids}
+        replayed.update({session_id: outbox.replay_task(session_id) for session_id in replay.session_ids})
+        logger.info("Replayed", extra={"batch_ids": replay.batch_ids, "session_ids": replay.session_ids})
+        return {name: [said.detail_type for said in announced] for name, announced in replayed.items()}
     return process_partial_response(event=event, record_handler=relay, processor=processor, context=context)

@@ -1,18 +1,23 @@
-"""`POST /session/use-for-improvement` (contract 2.1): schedule a useful session for model improvement."""
+"""Improvement tasks (contract 2.1, 12): `POST /session/use-for-improvement` schedules a useful session,
+`POST /improvement/tasks/complete` takes its worker's report, `GET /improvement/tasks` lists tasks oldest
+first for workers that poll instead of reading the queue."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
-from clickstream.models import ImprovementDecision, SessionRef
+from clickstream.models import ImprovementDecision, ImprovementTask, SessionRef, TaskCompletion, TaskList
 from clickstream.observability import tracer
 from clickstream.runtime import get_service
 
 app = build_resolver()
+
+# The polling cursor: a task's position, `<requested_at, 13 digits>#<session_id>`, as `next` gives it.
+TASK_CURSOR = r"^[0-9]{13}#[^\x00-\x1f\x7f]{1,256}$"
 
 
 @app.post(
@@ -23,9 +28,36 @@ app = build_resolver()
 @tracer.capture_method
 def use_for_improvement(request: Annotated[SessionRef, Body()]) -> Response[Any]:
     log_keys(session_id=request.session_id)
-    decision = get_service().use_for_improvement(request.session_id)
-    # "skipped" carries a reason and no task; "scheduled" a task and no reason.
-    return json_response(200, decision.model_dump(exclude_none=True))
+    decision = get_service().use_for_improvement(request.session_id).model_dump()
+    # "skipped" carries a reason and no task; "scheduled" a task (completed_at null) and no reason.
+    return json_response(200, {key: value for key, value in decision.items() if value is not None})
+
+
+@app.post(
+    "/improvement/tasks/complete",
+    summary="Report a session's task done or failed (idempotent); the session may then be scheduled again",
+    responses={**ok_response(ImprovementTask), **error_responses(400, 404, 409, 413, 415, 422, 503)},
+)
+@tracer.capture_method
+def complete_task(request: Annotated[TaskCompletion, Body()]) -> ImprovementTask:
+    log_keys(session_id=request.session_id)
+    return get_service().complete_task(request)
+
+
+@app.get(
+    "/improvement/tasks",
+    summary="Tasks of a status, oldest first; `next` continues as `after`",
+    responses={**ok_response(TaskList), **error_responses(422, 503)},
+)
+@tracer.capture_method
+def tasks(
+    status: Annotated[Literal["pending", "done", "failed"], Query()] = "pending",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[
+        str | None, Query(max_length=300, pattern=TASK_CURSOR, examples=["1700000000000#sess-abc123"])
+    ] = None,
+) -> TaskList:
+    return get_service().tasks(status, limit, after)
 
 
 lambda_handler = lambda_entry(app)

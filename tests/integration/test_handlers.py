@@ -66,11 +66,27 @@ def test_sample_events_drive_a_session_through_its_life(invoke_http: Invoke) -> 
     marked = invoke_http("CollectionFunction", load_event("mark_irrelevant"))
     assert (marked.status, marked.body) == (200, {"session_id": "sess-abc123", "is_irrelevant": True})
 
+    listed = invoke_http("UseForImprovementFunction", load_event("improvement_tasks"))
+    assert listed.status == 200
+    assert listed.body == {"tasks": [scheduled.body["task"]], "next": None}
+
+    completed = invoke_http("UseForImprovementFunction", load_event("complete_task"))
+    assert completed.status == 200
+    assert completed.body["status"] == "done"
+    assert completed.body["completed_at"] >= scheduled.body["task"]["requested_at"]
+
     released = invoke_http("BatchReleaseFunction", load_event("batch_release"))
     assert released.status == 200
     assert released.body["batch_id"] == batch_id
     assert released.body["session_count"] == 1
     assert released.body["release_id"] == "release-v1"
+
+    batch = invoke_http("BatchSessionsFunction", with_query("get_batch", batch_id=batch_id))
+    assert batch.status == 200
+    assert (batch.body["status"], batch.body["release_id"]) == ("released", "release-v1")
+    batches = invoke_http("BatchSessionsFunction", load_event("list_batches"))
+    assert batches.status == 200
+    assert [listed["batch_id"] for listed in batches.body["batches"]] == [batch_id]
 
 
 def test_direct_release_event_returns_the_release_and_raises_typed_error_when_empty(

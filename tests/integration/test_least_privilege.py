@@ -109,6 +109,9 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     run("UseForImprovementFunction", load_event("use_for_improvement"))
     run("UseForImprovementFunction", load_event("use_for_improvement"))  # already pending: read back
     run("UseForImprovementFunction", with_body("use_for_improvement", {"session_id": "sess-quiet"}))
+    run("UseForImprovementFunction", load_event("improvement_tasks"))
+    run("UseForImprovementFunction", load_event("complete_task"))
+    run("UseForImprovementFunction", load_event("complete_task"))  # the same report again: read back
     run("CollectionFunction", load_event("mark_irrelevant"))
     page(batch_id)
     page("b-unknown", status=404)
@@ -127,9 +130,9 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     assert invoke("BatchReleaseFunction", {"release_id": "release-direct"})["session_count"] == 1
     recorder.function = "ExportFunction"
     export_with_retention(invoke, lake_dir, "release-direct")
-    recorder.function = "OutboxFunction"  # Lambda reads its stream; a replay reads the batch record
-    replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [batch_id]}})
-    assert replayed == {batch_id: ["BatchReleased"]}
+    recorder.function = "OutboxFunction"  # Lambda reads its streams; a replay reads the records
+    replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [batch_id], "session_ids": ["sess-abc123"]}})
+    assert replayed == {batch_id: ["BatchReleased"], "sess-abc123": []}  # its task is done: not sent again
 
     assert set(recorder.calls) == set(EXPECTED_GRANTS)
     for function_id, calls in recorder.calls.items():

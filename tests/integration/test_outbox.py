@@ -19,11 +19,11 @@ from clickstream.service import Clickstream
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws
 from local.streams import StreamRelay
-from local.template import load_template
 from tests.conftest import local_functions
 from tests.support import load_event
 from tests.support.datasets import run_export
 from tests.support.domain import new_session
+from tests.support.streams import all_records, matches, stream_filters
 
 
 @dataclass
@@ -137,31 +137,6 @@ def test_a_replay_names_batches_that_exist(invoke: Callable[[str, Any], Any], ta
 # --- the template's filter criteria ---------------------------------------------------------------------------
 
 
-def matches(pattern: Any, value: Any) -> bool:
-    """EventBridge's content filtering, the part the template uses: exact values, prefix, exists, anything-but."""
-    if isinstance(pattern, dict):  # a field the event lacks is absent, and so are the fields under it
-        fields = value if isinstance(value, dict) else {}
-        return all(matches(rule, fields.get(key)) for key, rule in pattern.items())
-    return any(_matches_one(rule, value) for rule in pattern)
-
-
-def _matches_one(rule: Any, value: Any) -> bool:
-    if not isinstance(rule, dict):
-        return bool(value == rule)
-    if "exists" in rule:
-        return (value is not None) is rule["exists"]
-    if "prefix" in rule:
-        return isinstance(value, str) and value.startswith(rule["prefix"])
-    if "anything-but" in rule:
-        return value is not None and value not in rule["anything-but"]
-    raise AssertionError(f"a rule this test does not know: {rule}")
-
-
-def stream_filters() -> list[dict[str, Any]]:
-    source = load_template()["Resources"]["OutboxFunction"]["Properties"]["Events"]["BatchesStream"]["Properties"]
-    return [json.loads(entry["Pattern"]) for entry in source["FilterCriteria"]["Filters"]]
-
-
 def test_the_stream_filters_pass_exactly_the_changes_the_outbox_announces(
     dynamodb: EmbeddedAws, tables: dict[str, str], service: Clickstream
 ) -> None:
@@ -172,38 +147,21 @@ def test_the_stream_filters_pass_exactly_the_changes_the_outbox_announces(
     service.release("release-filtered")
     run_export(service, Path(service.settings.lake_dir), "release-filtered")
     relay = StreamRelay(dynamodb.endpoint, tables["BatchesTable"], "OutboxFunction", local_functions())
-    records = _all_records(relay)
+    records = all_records(relay)
     assert len(records) >= 8  # pointer, seal, release, batch record, counts, export claim, export finish
     from clickstream.domain.announcements import exported
     from clickstream.domain.announcements import released as announces_release
 
     deserialize = TypeDeserializer().deserialize
     lake = service.lake
+    filters = stream_filters("BatchesStream")
+    passed = 0
     for record in records:
         change = record["dynamodb"]
         old = {k: deserialize(v) for k, v in change.get("OldImage", {}).items()} or None
         new = {k: deserialize(v) for k, v in change.get("NewImage", {}).items()} or None
         announces = announces_release(old, new) is not None or exported(old, new, lake) is not None
-        passes = any(
-            matches(pattern, {"dynamodb": change, "eventName": record["eventName"]}) for pattern in stream_filters()
-        )
+        passes = any(matches(pattern, {"dynamodb": change, "eventName": record["eventName"]}) for pattern in filters)
         assert passes == announces, (record["eventName"], change.get("Keys"), passes, announces)
-    assert (
-        sum(1 for record in records if any(matches(p, {"dynamodb": record["dynamodb"]}) for p in stream_filters())) == 2
-    )
-
-
-def _all_records(relay: StreamRelay) -> list[dict[str, Any]]:
-    streams = relay._streams
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=relay.stream_arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=relay.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            response = streams.get_records(ShardIterator=iterator)
-            if not response["Records"]:
-                break
-            records += [dict(record) for record in response["Records"]]
-            iterator = response.get("NextShardIterator")
-    return records
+        passed += passes
+    assert passed == 2  # the release settled, the dataset exported

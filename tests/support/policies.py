@@ -16,6 +16,7 @@ Grants = dict[str, set[str]]  # resource ("SessionsTable", "EventsTable/index/by
 
 EVENTS_BY_TIME = "EventsTable/index/by_created_at"
 BATCHES_BY_ID = "BatchesTable/index/batches_by_id"
+TASKS_BY_STATUS = "ImprovementTasksTable/index/tasks_by_status"
 BUS = "event-bus/${ReleaseEventBusName}"
 
 # Which DynamoDB calls each function makes, following its routes through the domain into the gateways:
@@ -23,13 +24,15 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #     finish a stalled release's hand-over: bind release, batch record, delete or unseal the pointer; put the
 #     session, read its slot), add_events (session id, put events), mark_irrelevant (session id, update the
 #     session), GET /session (session id, session, first events through the time index).
-#   UseForImprovement: session id and session, has_events (Query on the table), put/get the task.
+#   UseForImprovement: session id and session, has_events (Query on the table), put/get the task; complete
+#     it (conditional update); list tasks (Query on the sharded status index).
 #   BatchSessions: shard pages (Query), first events (index Query), batch record and pointer reads (shard
 #     counts, GET /batch), the batches listing (index Query, GET /batches).
 #   BatchRelease: release record and pointer (get/seal/unseal/delete), bind release, batch record and count,
 #     settle: slots (Query), tombstones (conditional put, then a read of the slot when it is taken).
 #   Outbox: PutEvents on the bus (storage/bus.py); SendMessage to its dead-letter queue (the stream's
-#     on-failure destination, sent by Lambda on its behalf); a replay gets the batch record.
+#     on-failure destination, sent by Lambda on its behalf); SendMessage of pending tasks to the tasks queue
+#     (storage/queue.py); a replay gets the batch record or the session's task.
 #   Export: release and batch records (get, claim/finish/fail updates), shard pages and each session's events
 #     (Query on the table); retention sets expires_at (UpdateItem) on slots, claims, events and tasks;
 #     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/.
@@ -45,7 +48,8 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "SessionIdsTable": {"dynamodb:GetItem"},
         "SessionsTable": {"dynamodb:GetItem"},
         "EventsTable": {"dynamodb:Query"},
-        "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:PutItem"},
+        "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        TASKS_BY_STATUS: {"dynamodb:Query"},
     },
     "BatchSessionsFunction": {
         "SessionsTable": {"dynamodb:Query"},
@@ -60,7 +64,9 @@ EXPECTED_GRANTS: dict[str, Grants] = {
     "OutboxFunction": {
         BUS: {"events:PutEvents"},
         "BatchesTable": {"dynamodb:GetItem"},
+        "ImprovementTasksTable": {"dynamodb:GetItem"},
         "OutboxDeadLetterQueue": {"sqs:SendMessage"},
+        "ImprovementTasksQueue": {"sqs:SendMessage"},
     },
     "ExportFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},

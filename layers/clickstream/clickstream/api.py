@@ -28,6 +28,8 @@ from clickstream.errors import (
     PayloadTooLarge,
     SessionNotFound,
     StorageUnavailable,
+    TaskCompletedOtherwise,
+    TaskNotFound,
 )
 from clickstream.models import ErrorBody, ValidationErrorBody
 from clickstream.observability import PowertoolsTelemetry, logger, metrics, tracer
@@ -38,6 +40,8 @@ _telemetry = PowertoolsTelemetry()
 _STATUS: dict[type[ClickstreamError], HTTPStatus] = {
     SessionNotFound: HTTPStatus.NOT_FOUND,
     BatchNotFound: HTTPStatus.NOT_FOUND,
+    TaskNotFound: HTTPStatus.NOT_FOUND,
+    TaskCompletedOtherwise: HTTPStatus.CONFLICT,
     NoCollectingBatch: HTTPStatus.NOT_FOUND,
     InvalidField: HTTPStatus.UNPROCESSABLE_ENTITY,
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,

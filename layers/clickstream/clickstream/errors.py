@@ -23,6 +23,17 @@ class BatchNotFound(ClickstreamError):
         self.batch_id = batch_id
 
 
+class TaskNotFound(ClickstreamError):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"No improvement task for session with id={session_id}")
+        self.session_id = session_id
+
+
+class TaskCompletedOtherwise(ClickstreamError):
+    """A completion that contradicts the task: reported with the other status, or for a task the session has
+    been scheduled again since. Retrying does not help; the body says what the task is."""
+
+
 class NoCollectingBatch(ClickstreamError):
     """Nothing to release. Step Functions matches this class name as the error type."""
 

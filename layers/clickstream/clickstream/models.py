@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 # Control characters (C0, DEL, C1) are refused in every identifier.
 PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
@@ -144,6 +153,32 @@ class SessionRef(_Input):
     session_id: Identifier
 
 
+MAX_TASK_ERROR_CHARS = 1000
+
+
+class TaskCompletion(_Input):
+    """`POST /improvement/tasks/complete` body: the worker's report on a session's task."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"session_id": "sess-abc123", "status": "done"}]})
+
+    session_id: Identifier
+    status: Literal["done", "failed"]
+    error: Annotated[str, StringConstraints(max_length=MAX_TASK_ERROR_CHARS), AfterValidator(_valid_unicode)] | None = (
+        None
+    )
+    requested_at: Timestamp | None = Field(
+        default=None,
+        description="The task's requested_at, as delivered: completes that task only, not one scheduled since",
+    )
+
+    @field_validator("error")
+    @classmethod
+    def _only_when_failed(cls, error: str | None, info: ValidationInfo) -> str | None:
+        if error is not None and info.data.get("status") != "failed":
+            raise ValueError("only a failed task has an error")
+        return error
+
+
 class ReleaseRequest(_Input):
     """`POST /batch/release` body, and the direct invocation event of the release function."""
 
@@ -173,11 +208,20 @@ class IrrelevantMark(BaseModel):
 
 
 class ImprovementTask(BaseModel):
+    """The task object (contract 2.1, 12): also the body of the message its worker receives."""
+
     session_id: str
     batch_id: str
     session_number: int
-    status: Literal["pending"]
+    status: Literal["pending", "done", "failed"]
     requested_at: int
+    completed_at: int | None = None
+    error: str | None = None
+
+
+class TaskList(BaseModel):
+    tasks: list[ImprovementTask]
+    next: str | None = Field(description="The `after` of the next page; null when this is the last")
 
 
 class ImprovementDecision(BaseModel):
@@ -242,57 +286,3 @@ class FieldProblem(BaseModel):
 class ValidationErrorBody(BaseModel):
     message: str
     errors: list[FieldProblem]
-
-
-class QueryCount(BaseModel):
-    query: str | JsonObject
-    sessions: int
-
-
-class QualityReport(BaseModel):
-    """A released batch's search-quality report (contract 7.3). Rates are fractions; null: no denominator."""
-
-    sessions: int
-    events: int
-    clicks: int
-    click_through_rate: float | None
-    no_click_rate: float | None
-    no_results_rate: float | None
-    mean_reciprocal_rank: float | None
-    mean_click_position: float | None
-    click_position_histogram: dict[str, int]
-    irrelevant_rate: float | None
-    payload_search_rate: float | None
-    median_time_to_first_click_ms: int | float | None  # statistics.median: a value, or the mean of two
-    top_no_click_queries: list[QueryCount]
-    top_no_results_queries: list[QueryCount]
-    top_queries_truncated: bool = False
-
-
-class DatasetView(BaseModel):
-    status: Literal["pending", "exporting", "exported", "failed"]
-    manifest: str
-    exported_at: int | None
-    session_count: int | None
-    event_count: int | None
-    parts: int | None
-
-
-class BatchView(BaseModel):
-    """`GET /batch` (contract 7.4)."""
-
-    batch_id: str
-    status: Literal["collecting", "released"]
-    opened_at: int | None
-    release_id: str | None
-    released_at: int | None
-    session_count: int | None
-    dataset: DatasetView | None
-    metrics: QualityReport | None
-
-
-class BatchList(BaseModel):
-    """`GET /batches`: newest first, the collecting batch (if any) first; `next` continues as `before`."""
-
-    batches: list[BatchView]
-    next: str | None

@@ -154,11 +154,15 @@ class Slot:
 
 @dataclass(frozen=True)
 class StoredTask:
+    """A session's improvement task: "pending" until its worker reports it "done" or "failed"."""
+
     session_id: str
     batch_id: str
     session_number: int
     status: str
     requested_at: int
+    completed_at: int | None = None
+    error: str | None = None
 
 
 class PointerUnavailable(Exception):

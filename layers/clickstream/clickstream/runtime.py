@@ -13,6 +13,7 @@ from clickstream.settings import get_settings
 from clickstream.storage import Storage
 from clickstream.storage.bus import EventBus
 from clickstream.storage.lake import lake_from_settings
+from clickstream.storage.queue import TaskQueue
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -40,8 +41,13 @@ def get_service() -> Clickstream:
 def get_outbox() -> Outbox:
     def build() -> Outbox:
         settings = get_settings()
-        batches = Storage.from_settings(settings).batches
-        return Outbox(EventBus.from_settings(settings), lake_from_settings(settings), PowertoolsTelemetry(), batches)
+        return Outbox(
+            Storage.from_settings(settings),
+            EventBus.from_settings(settings),
+            TaskQueue.from_settings(settings),
+            lake_from_settings(settings),
+            PowertoolsTelemetry(),
+        )
 
     return _instance("outbox", build)
 

@@ -20,16 +20,18 @@ from clickstream.domain.rules import Clock, now_ms
 from clickstream.domain.sessions import Sessions
 from clickstream.domain.telemetry import Silent, Telemetry
 from clickstream.models import (
-    BatchList,
-    BatchView,
     EventsAdded,
     ImprovementDecision,
+    ImprovementTask,
     IrrelevantMark,
     NewEvent,
     NewSession,
     Registration,
     Release,
+    TaskCompletion,
+    TaskList,
 )
+from clickstream.reports import BatchList, BatchView
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from clickstream.storage.lake import Lake, lake_from_settings
@@ -80,6 +82,12 @@ class Clickstream:
 
     def use_for_improvement(self, session_id: str) -> ImprovementDecision:
         return self.improvement.use_for_improvement(session_id)
+
+    def complete_task(self, completion: TaskCompletion) -> ImprovementTask:
+        return self.improvement.complete(completion)
+
+    def tasks(self, status: str, limit: int, after: str | None) -> TaskList:
+        return self.improvement.tasks(status, limit, after)
 
     def batch_page_json(self, batch_id: str, after_number: int, limit: int, events_limit: int) -> str:
         return self.pager.page_json(batch_id, after_number, limit, events_limit)

@@ -41,6 +41,8 @@ class Settings(BaseModel):
     retention_days: int = Field(default=0, ge=0)
     # The EventBridge bus that receives BatchReleased and BatchExported.
     event_bus_name: str = "default"
+    # The SQS queue each pending improvement task is delivered to (contract 12).
+    tasks_queue_url: str = ""
 
     # How long a registration may hold its claim on a session_id before a retry takes over.
     registration_lease_ms: int = Field(default=3_000, ge=100)

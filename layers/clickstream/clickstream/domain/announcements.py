@@ -1,12 +1,14 @@
-"""The outbox (contract 7.1): what a change of the tables announces, read from their DynamoDB streams.
+"""The outbox (contracts 7.1, 12): what a change of the tables announces, read from their DynamoDB streams.
 
-A release is acknowledged only after its record is settled, and that write is in the table's stream
-whatever happens to the function that made it; the outbox reads the stream (at least once, in order per
-item) and announces. So no release and no export is ever acknowledged without being announced, even if
-the function that made it crashed right after. Consumers dedupe on `release_id`.
+A release is acknowledged only after its record is settled, and a task only after it is stored; those
+writes are in the tables' streams whatever happens to the function that made them. The outbox reads the
+streams (at least once, in order per item) and announces. So no release, export or task is acknowledged
+without being announced, even if the function that made it crashed right after. Consumers dedupe.
 
-* `release#<id>` gains its `session_count` (the release is settled) -> BatchReleased.
+* `release#<id>` gains its `session_count` (the release is settled) -> BatchReleased on the bus.
 * `batch#<id>` reaches `dataset_status = exported` -> BatchExported, and the quality report as metrics.
+* A task becomes `pending` (scheduled, or scheduled again after done/failed) -> its task object on the
+  improvement tasks queue.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from clickstream.domain.datasets.layout import manifest_key
+from clickstream.domain.improvement import task_view
 from clickstream.domain.telemetry import Telemetry
-from clickstream.errors import BatchNotFound
-from clickstream.records import BatchRecord
-from clickstream.storage.batch_records import BatchRecords
+from clickstream.errors import BatchNotFound, TaskNotFound
+from clickstream.records import BatchRecord, StoredTask
+from clickstream.storage import Storage
 from clickstream.storage.bus import EventBus
 from clickstream.storage.lake import Lake
+from clickstream.storage.queue import TaskQueue
 
 Image = Mapping[str, Any]
+TASK_MESSAGE = "ImprovementTask"  # an announcement sent to the tasks queue, not the bus
 
 # The report as CloudWatch metrics (one point per export, at its time), with their units.
 QUALITY_METRICS = {
@@ -90,6 +95,18 @@ def exported(old: Image | None, new: Image | None, lake: Lake) -> Announcement |
     return _export(new["release_id"], new["batch_id"], lake, counts, new.get("metrics"))
 
 
+def task_pending(old: Image | None, new: Image | None) -> Announcement | None:
+    """A task that became pending: stored new, or scheduled again after its worker completed it."""
+    if not new or "requested_at" not in new or new.get("status") != "pending":
+        return None
+    if old and old.get("status") == "pending":
+        return None  # still the same pending task (e.g. its time to live was set)
+    task = StoredTask(
+        new["session_id"], new["batch_id"], _number(new["session_number"]), "pending", _number(new["requested_at"])
+    )
+    return Announcement(TASK_MESSAGE, task_view(task).model_dump())
+
+
 def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
     """What a batch's record says was announced: its release once settled, its dataset once exported."""
     if batch.session_count is None:
@@ -103,18 +120,19 @@ def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
 
 
 class Outbox:
-    def __init__(self, bus: EventBus, lake: Lake, telemetry: Telemetry, batches: BatchRecords) -> None:
+    def __init__(self, storage: Storage, bus: EventBus, queue: TaskQueue, lake: Lake, telemetry: Telemetry) -> None:
+        self._storage = storage
         self._bus = bus
+        self._queue = queue
         self._lake = lake
         self._telemetry = telemetry
-        self._batches = batches
 
     def relay(self, old: Image | None, new: Image | None) -> Announcement | None:
-        """Announce what this change of a batches-table item means, if anything."""
-        announcement = released(old, new) or exported(old, new, self._lake)
+        """Announce what this change of a batches-table or tasks-table item means, if anything."""
+        announcement = released(old, new) or exported(old, new, self._lake) or task_pending(old, new)
         if announcement is None:
             return None
-        self._bus.put(announcement.detail_type, announcement.detail)
+        self._say(announcement)
         if announcement.detail_type == "BatchExported" and new is not None:
             self._publish_quality(announcement.detail["metrics"], _number(new["exported_at"]))
         return announcement
@@ -123,13 +141,30 @@ class Outbox:
         """Announce a batch's release (and export) again, from its record: after the outbox gave up on a
         change (its dead-letter queue), or for a consumer that missed it. Consumers dedupe, so a repeat is
         harmless; the quality metrics are not published twice."""
-        batch = self._batches.get(batch_id)
+        batch = self._storage.batches.get(batch_id)
         if batch is None:
             raise BatchNotFound(batch_id)
         said = announcements_of(batch, self._lake)
         for announcement in said:
-            self._bus.put(announcement.detail_type, announcement.detail)
+            self._say(announcement)
         return said
+
+    def replay_task(self, session_id: str) -> list[Announcement]:
+        """Deliver a session's task again if it is pending (a completed one is not sent)."""
+        task = self._storage.tasks.get(session_id)
+        if task is None:
+            raise TaskNotFound(session_id)
+        if task.status != "pending":
+            return []
+        said = Announcement(TASK_MESSAGE, task_view(task).model_dump())
+        self._say(said)
+        return [said]
+
+    def _say(self, announcement: Announcement) -> None:
+        if announcement.detail_type == TASK_MESSAGE:
+            self._queue.send(announcement.detail)
+        else:
+            self._bus.put(announcement.detail_type, announcement.detail)
 
     def _publish_quality(self, metrics: dict[str, Any], at: int) -> None:
         values = {

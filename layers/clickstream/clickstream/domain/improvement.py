@@ -1,12 +1,24 @@
-"""Scheduling sessions for model improvement (contract 2.1)."""
+"""Improvement tasks (contract 2.1, 12): scheduling a useful session, its worker's report, and polling.
+
+A session has at most one task. Scheduling makes it `pending` (the one already pending, if any: never
+two); its worker reports it `done` or `failed`, after which scheduling the session again makes a new
+pending task. Delivery to the worker's queue is not done here: the outbox reads every task that became
+pending from the table's stream (domain/announcements.py), so a crash after the task is stored cannot
+lose it.
+"""
 
 from __future__ import annotations
 
 from clickstream.domain.context import Context
 from clickstream.domain.sessions import Sessions
-from clickstream.errors import ConflictError
-from clickstream.models import ImprovementDecision, ImprovementTask
+from clickstream.errors import ConflictError, TaskCompletedOtherwise, TaskNotFound
+from clickstream.models import ImprovementDecision, ImprovementTask, TaskCompletion, TaskList
 from clickstream.records import StoredTask
+from clickstream.storage.tasks import queue_order
+
+
+def task_view(task: StoredTask) -> ImprovementTask:
+    return ImprovementTask.model_validate(task, from_attributes=True)
 
 
 class Improvement:
@@ -24,13 +36,7 @@ class Improvement:
             return self._skipped(session_id, "payload_search")
         if not session.is_irrelevant and not self._storage.events.exist_for(session_id):
             return self._skipped(session_id, "no_events")
-        task = StoredTask(
-            session_id=session_id,
-            batch_id=session.batch_id,
-            session_number=session.session_number,
-            status="pending",
-            requested_at=self._clock(),
-        )
+        task = StoredTask(session_id, session.batch_id, session.session_number, "pending", self._clock())
         if self._storage.tasks.put_pending(task):
             self._telemetry.count("SessionsScheduled")
         else:
@@ -38,17 +44,40 @@ class Improvement:
             if pending is None or pending.status != "pending":
                 raise ConflictError(f"The task of session {session_id} changed while scheduling; retry")
             task = pending
-        return ImprovementDecision(
-            session_id=session_id,
-            status="scheduled",
-            task=ImprovementTask(
-                session_id=task.session_id,
-                batch_id=task.batch_id,
-                session_number=task.session_number,
-                status="pending",
-                requested_at=task.requested_at,
-            ),
+        return ImprovementDecision(session_id=session_id, status="scheduled", task=task_view(task))
+
+    def complete(self, completion: TaskCompletion) -> ImprovementTask:
+        """The worker's report. Repeating it gives the same answer; the other status for a completed task,
+        or a report on a task the session was scheduled again since, is refused."""
+        session_id = completion.session_id
+        completed = self._storage.tasks.complete(
+            session_id, completion.status, self._clock(), completion.error, completion.requested_at
         )
+        if completed is not None:
+            self._telemetry.count("TasksCompleted", status=completion.status)
+            return task_view(completed)
+        task = self._storage.tasks.get(session_id)
+        if task is None:
+            raise TaskNotFound(session_id)
+        if completion.requested_at is not None and task.requested_at != completion.requested_at:
+            raise TaskCompletedOtherwise(
+                f"The task of session {session_id} requested at {completion.requested_at} was replaced by one "
+                f"requested at {task.requested_at} (status {task.status})"
+            )
+        if task.status == completion.status:
+            return task_view(task)  # the same report again
+        if task.status == "pending":  # completed and scheduled again between the two reads
+            raise ConflictError(f"The task of session {session_id} changed while completing; retry")
+        raise TaskCompletedOtherwise(
+            f"The task of session {session_id} is already {task.status} (since {task.completed_at})"
+        )
+
+    def tasks(self, status: str, limit: int, after: str | None) -> TaskList:
+        """Tasks of `status`, oldest first; `next` is the `after` of the following page."""
+        tasks, more = self._storage.tasks.oldest(status, limit, after)
+        last = tasks[-1] if tasks else None
+        next_after = queue_order(last.requested_at, last.session_id) if more and last else None
+        return TaskList(tasks=[task_view(task) for task in tasks], next=next_after)
 
     def _skipped(self, session_id: str, reason: str) -> ImprovementDecision:
         self._telemetry.count("SessionsSkipped", reason=reason)

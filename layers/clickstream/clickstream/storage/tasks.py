@@ -1,12 +1,46 @@
-"""ImprovementTasksTable: one improvement task per session.
+"""ImprovementTasksTable: one improvement task per session, and the index workers poll it by.
 
-DynamoDB calls: GetItem, PutItem on ImprovementTasksTable.
+The index `tasks_by_status` is keyed by `queue_bucket` = `<status>#<k>` (k: the session_id's CRC-32 modulo
+TASK_BUCKETS) and sorted by `queue_order` = `<requested_at, 13 digits>#<session_id>`: the tasks of one
+status spread over TASK_BUCKETS partition keys (no single hot key), each bucket in time order, merged here.
+
+DynamoDB calls: GetItem, PutItem, UpdateItem on ImprovementTasksTable; Query on its index tasks_by_status.
 """
 
 from __future__ import annotations
 
+import heapq
+import zlib
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
 from clickstream.records import StoredTask
-from clickstream.storage.plumbing import Dynamo, n, s
+from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
+
+TASKS_BY_STATUS_INDEX = "tasks_by_status"
+TASK_BUCKETS = 16  # fixed: a task's bucket is part of its stored key
+
+
+def queue_bucket(status: str, session_id: str) -> str:
+    return f"{status}#{zlib.crc32(session_id.encode('utf-8')) % TASK_BUCKETS}"
+
+
+def queue_order(requested_at: int, session_id: str) -> str:
+    """The position of a task among those of its status (the polling cursor): oldest first."""
+    return f"{requested_at:013d}#{session_id}"
+
+
+def _task(item: Item) -> StoredTask:
+    return StoredTask(
+        session_id=item["session_id"]["S"],
+        batch_id=item["batch_id"]["S"],
+        session_number=int(item["session_number"]["N"]),
+        status=item["status"]["S"],
+        requested_at=int(item["requested_at"]["N"]),
+        completed_at=optional_n(item, "completed_at"),
+        error=optional_s(item, "error"),
+    )
 
 
 class Tasks:
@@ -15,13 +49,16 @@ class Tasks:
         self._table = table
 
     def put_pending(self, task: StoredTask) -> bool:
-        """Store a pending task unless one is already pending for the session."""
+        """Store a pending task unless one is already pending for the session (a completed one is replaced:
+        the session is scheduled again)."""
         item = {
             "session_id": s(task.session_id),
             "batch_id": s(task.batch_id),
             "session_number": n(task.session_number),
-            "status": s(task.status),
+            "status": s("pending"),
             "requested_at": n(task.requested_at),
+            "queue_bucket": s(queue_bucket("pending", task.session_id)),
+            "queue_order": s(queue_order(task.requested_at, task.session_id)),
         }
         response = self._dynamo.conditional(
             "put_item",
@@ -33,17 +70,62 @@ class Tasks:
         )
         return response is not None
 
+    def complete(
+        self, session_id: str, status: str, completed_at: int, error: str | None, requested_at: int | None
+    ) -> StoredTask | None:
+        """Mark the session's pending task (the one requested at `requested_at`, if given) done or failed;
+        None when there is no such pending task."""
+        values: dict[str, Any] = {
+            ":pending": s("pending"),
+            ":status": s(status),
+            ":completed_at": n(completed_at),
+            ":bucket": s(queue_bucket(status, session_id)),
+        }
+        update = "SET #status = :status, completed_at = :completed_at, queue_bucket = :bucket"
+        if error is not None:
+            update += ", #error = :error"
+            values[":error"] = s(error)
+        condition = "#status = :pending"
+        if requested_at is not None:
+            condition += " AND requested_at = :requested_at"
+            values[":requested_at"] = n(requested_at)
+        names = {"#status": "status", **({"#error": "error"} if error is not None else {})}
+        response = self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key={"session_id": s(session_id)},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return None if response is None else _task(response["Attributes"])
+
     def get(self, session_id: str) -> StoredTask | None:
         item = self._dynamo.get(self._table, {"session_id": s(session_id)})
-        if item is None:
-            return None
-        return StoredTask(
-            session_id=session_id,
-            batch_id=item["batch_id"]["S"],
-            session_number=int(item["session_number"]["N"]),
-            status=item["status"]["S"],
-            requested_at=int(item["requested_at"]["N"]),
-        )
+        return None if item is None else _task(item)
+
+    def oldest(self, status: str, limit: int, after: str | None) -> tuple[list[StoredTask], bool]:
+        """Tasks of `status`, oldest first, after the cursor `after` (a queue_order); and whether more follow."""
+        page = max(16, 2 * limit // TASK_BUCKETS)  # each bucket's share of a page, twice over: a few Queries
+        buckets = [self._bucket(f"{status}#{bucket}", after, page) for bucket in range(TASK_BUCKETS)]
+        merged = heapq.merge(*buckets, key=lambda item: item["queue_order"]["S"])
+        items = list(islice(merged, limit + 1))
+        return [_task(item) for item in items[:limit]], len(items) > limit
+
+    def _bucket(self, bucket: str, after: str | None, page: int) -> Iterator[Item]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": TASKS_BY_STATUS_INDEX,
+            "KeyConditionExpression": "queue_bucket = :bucket",
+            "ExpressionAttributeValues": {":bucket": s(bucket)},
+            "Limit": page,
+        }
+        if after is not None:
+            request["KeyConditionExpression"] += " AND queue_order > :after"
+            request["ExpressionAttributeValues"][":after"] = s(after)
+        return self._dynamo.query(request)
 
     def expire(self, session_id: str, at_seconds: int) -> None:
         self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds)
