@@ -22,7 +22,7 @@ ifeq ($(PY313_DIR),)
 PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
 endif
 
-.PHONY: install run test lint typecheck validate validate-asl scan tests unit integration system openapi build bench clean
+.PHONY: install run invoke smoke test lint typecheck validate validate-asl scan tests unit integration system client-tests openapi build bench clean
 
 install: $(BIN)/.installed
 
@@ -51,7 +51,20 @@ $(CHECKOV_VENV)/.installed:
 run: install
 	PORT=$(PORT) $(BIN)/python -m local.server
 
-test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl scan tests
+# One function's handler on one event, as `sam local invoke` runs it, without Docker: the template's
+# environment, against `make run`'s DynamoDB (or, when none is running, a fresh embedded one).
+#   make invoke FUNCTION=CollectionFunction EVENT=events/register_session.json
+invoke: install
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=events/<file>.json"; exit 2; }
+	$(BIN)/python -m local.invoke $(FUNCTION) $(EVENT)
+
+# Opt-in: the client, signed, through every route of a deployed stack (credentials from the usual places).
+#   make smoke STACK=clickstream-dev [REGION=eu-west-1] [SMOKE_RELEASE=1: also release its collecting batch]
+smoke: install
+	@test -n "$(STACK)" || { echo "usage: make smoke STACK=<stack name> [REGION=...] [SMOKE_RELEASE=1]"; exit 2; }
+	SMOKE_STACK=$(STACK) SMOKE_REGION=$(REGION) SMOKE_RELEASE=$(SMOKE_RELEASE) $(BIN)/pytest tests/smoke -p no:cacheprovider
+
+test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl scan tests client-tests
 
 lint: install
 	$(BIN)/ruff check .
@@ -59,6 +72,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy layers/clickstream functions local tests bench
+	cd client && ../$(BIN)/mypy
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1
@@ -66,7 +80,7 @@ validate: $(SAM_VENV)/.installed
 # Security scans: bandit over the Python code, checkov over the template (offline). Every check that
 # checkov skips is justified in template.yaml, next to the resource (Metadata: checkov: skip).
 scan: install $(CHECKOV_VENV)/.installed
-	$(BIN)/bandit -r layers functions local -q
+	$(BIN)/bandit -r layers functions local client/src -q
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 # Every state machine definition, checked against the Amazon States Language.
@@ -86,6 +100,10 @@ integration: install
 
 system: install $(NODE_TOOLS)
 	$(BIN)/pytest tests/system
+
+# The client's own tests (client/, its own pyproject): signing, retries, errors, the CLI, on a fake API.
+client-tests: install
+	$(BIN)/pytest client/tests -p no:cacheprovider
 
 openapi: install
 	$(BIN)/python -m local.openapi

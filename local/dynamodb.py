@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
 LOCAL_REGION = "us-east-1"
+# Where `make run` serves its embedded AWS (moto) unless AWS_PORT says otherwise; `make invoke` looks here.
+DEFAULT_AWS_PORT = 4566
 
 
 class EmbeddedAws:
@@ -58,7 +60,10 @@ class EmbeddedAws:
             def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
                 return None
 
-        self._server = make_server("127.0.0.1", self._port, serialized, threaded=True, request_handler=QuietHandler)
+        try:
+            self._server = make_server("127.0.0.1", self._port, serialized, threaded=True, request_handler=QuietHandler)
+        except OSError:  # the port is taken (another `make run`): any free one
+            self._server = make_server("127.0.0.1", 0, serialized, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-dynamodb", daemon=True)
         self._thread.start()
         return self

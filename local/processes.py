@@ -80,7 +80,14 @@ def answers_http(url: str) -> bool:
 
 def local_server_environment(port: int, endpoint: str | None = None) -> dict[str, str]:
     """The environment of `python -m local.server` without demo data; embedded moto unless `endpoint`."""
-    environment = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SEED": "0", "PYTHONUNBUFFERED": "1"}
+    environment = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "SEED": "0",
+        "PYTHONUNBUFFERED": "1",
+        "AWS_PORT": "0",  # its own embedded AWS on a free port, not make run's
+    }
     environment.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     if endpoint is not None:
         environment["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint

@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,18 @@ from werkzeug.wrappers import Request, Response
 
 from local.apigateway import http_api_event
 from local.automation import LocalAutomation
-from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
+from local.dynamodb import (
+    DEFAULT_AWS_PORT,
+    LOCAL_REGION,
+    EmbeddedAws,
+    dynamodb_client,
+    ensure_tables,
+    local_table_names,
+)
 from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
 from local.queues import ensure_queues
+from local.sigv4 import is_signed_by
 
 # API Gateway HTTP APIs accept payloads up to 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -35,9 +44,15 @@ log = logging.getLogger("clickstream.local")
 class LocalApi:
     """A WSGI application standing in for API Gateway: route -> event -> handler -> HTTP response."""
 
-    def __init__(self, functions: LocalFunctions, openapi_document: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        functions: LocalFunctions,
+        openapi_document: dict[str, Any] | None = None,
+        credentials: LocalCredentials | None = None,
+    ) -> None:
         self.functions = functions
         self._openapi = openapi_document
+        self._credentials = credentials  # None: no signature check (LOCAL_AUTH unset)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -62,6 +77,8 @@ class LocalApi:
         for name, value in request.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
+        if self._credentials is not None and not self._credentials.signed(request, headers, body):
+            return _json(403, {"message": "Forbidden"})  # what API Gateway's AWS_IAM authoriser answers
         event = http_api_event(
             method=request.method,
             path=request.path,
@@ -78,6 +95,40 @@ class LocalApi:
             log.error("function %s failed:\n%s", function_id, traceback.format_exc())
             return _json(500, {"message": "Internal Server Error"})
         return _http_response(result)
+
+
+@dataclass(frozen=True)
+class LocalCredentials:
+    """The one key the local server accepts, as the AWS_IAM authoriser accepts a caller's (LOCAL_AUTH=iam)."""
+
+    access_key: str
+    secret_key: str
+    region: str = LOCAL_REGION
+
+    @classmethod
+    def from_environment(cls) -> LocalCredentials | None:
+        mode = os.environ.get("LOCAL_AUTH", "")
+        if mode not in ("", "iam"):
+            raise SystemExit(f"LOCAL_AUTH={mode!r}: expected iam, or unset for no signature check")
+        if mode != "iam":
+            return None
+        return cls(
+            os.environ.get("LOCAL_IAM_ACCESS_KEY_ID", "local"),
+            os.environ.get("LOCAL_IAM_SECRET_ACCESS_KEY", "local"),
+        )
+
+    def signed(self, request: Request, headers: dict[str, str], body: bytes) -> bool:
+        raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+        return is_signed_by(
+            method=request.method,
+            path=raw_uri.split("?", 1)[0],
+            query_string=request.query_string.decode("latin-1"),
+            headers=headers,
+            body=body,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            region=self.region,
+        )
 
 
 def _discard_body(environ: dict[str, Any], limit: int = 4 * MAX_BODY_BYTES) -> None:
@@ -117,7 +168,8 @@ def main() -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     port = int(os.environ.get("PORT", "3000"))
     host = os.environ.get("HOST", "127.0.0.1")
-    aws = EmbeddedAws().start()  # EventBridge and SQS, and DynamoDB unless another endpoint is named
+    # EventBridge and SQS, and DynamoDB unless another endpoint is named; `make invoke` finds it on its port.
+    aws = EmbeddedAws(int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT))).start()
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws.endpoint
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)
@@ -130,11 +182,18 @@ def main() -> None:
 
     from local.openapi import generate
 
-    api = LocalApi(LocalFunctions(), openapi_document=generate())
+    credentials = LocalCredentials.from_environment()
+    api = LocalApi(LocalFunctions(), openapi_document=generate(), credentials=credentials)
     base_url = f"http://{host}:{port}"
     server = make_server(host, port, api, threaded=True)
     where = f"embedded moto ({endpoint})" if embedded_dynamodb else f"DynamoDB at {endpoint}"
     print(f"Clickstream API on {base_url}, backed by {where}", flush=True)
+    if credentials is not None:
+        print(
+            f"Requests must be SigV4-signed (LOCAL_AUTH=iam): access key {credentials.access_key!r}, "
+            f"region {credentials.region}, service execute-api; others get 403.",
+            flush=True,
+        )
     automation = _start_automation(aws.endpoint, api.functions, tables) if embedded_dynamodb else None
     print(f"Improvement tasks queue: {queues['ImprovementTasksQueue']}", flush=True)
     if automation is None:

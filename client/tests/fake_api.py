@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from local.sigv4 import is_signed_by
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
-
-from sigv4_server import is_signed_by
 
 IAM_REGION = "us-east-1"
 

@@ -14,12 +14,12 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from local.sigv4 import is_signed_by
 
 from clickstream_client import Client, ConfigurationError, Forbidden
 from clickstream_client.auth import region_from_url
 from conftest import ACCESS_KEY, SECRET_KEY
 from fake_api import IAM_REGION, FakeApi
-from sigv4_server import is_signed_by
 
 
 @pytest.fixture

@@ -177,3 +177,23 @@ def test_the_sessions_table_is_queryable_with_no_crawler_and_matches_the_session
     workgroup = load_template()["Resources"]["DatasetsWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert workgroup["EnforceWorkGroupConfiguration"] is True
     assert workgroup["ResultConfiguration"]["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+
+
+def test_the_tasks_queue_is_encrypted_and_dead_letters_after_five_receives_under_an_alarm() -> None:
+    resources = load_template()["Resources"]
+    queues = resources_of_type(load_template(), "AWS::SQS::Queue")
+    assert all(queue["Properties"]["SqsManagedSseEnabled"] is True for queue in queues.values())
+    redrive = resources["ImprovementTasksQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive == {
+        "deadLetterTargetArn": Intrinsic("Fn::GetAtt", "ImprovementTasksDeadLetterQueue.Arn"),
+        "maxReceiveCount": 5,
+    }
+    watched = {
+        alarm["Properties"]["Dimensions"][0]["Value"]
+        for alarm in resources_of_type(load_template(), "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    assert watched == {
+        Intrinsic("Fn::GetAtt", "ImprovementTasksDeadLetterQueue.QueueName"),
+        Intrinsic("Fn::GetAtt", "OutboxDeadLetterQueue.QueueName"),
+    }

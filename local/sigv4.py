@@ -1,8 +1,8 @@
 """Server-side check of an AWS SigV4 signature, as API Gateway's AWS_IAM authoriser does it.
 
-Generic on purpose (no web framework, no test fixtures): a local server can call :func:`is_signed_by`
-with what it received and answer 403 ``{"message": "Forbidden"}`` when it returns ``False``.
-The signature is recomputed by botocore from the received request and compared in constant time.
+The local server (`LOCAL_AUTH=iam`) calls :func:`is_signed_by` with what it received and answers 403
+``{"message": "Forbidden"}`` when it returns ``False``; the client's tests use it too. The signature is
+recomputed by botocore's own signer from the received request and compared in constant time.
 """
 
 from __future__ import annotations
