@@ -22,7 +22,7 @@ ifeq ($(PY313_DIR),)
 PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
 endif
 
-.PHONY: install run invoke smoke test lint typecheck validate validate-asl scan tests unit integration system client-tests openapi build bench clean
+.PHONY: install run invoke smoke upgrade-tasks test lint typecheck validate validate-asl scan tests unit integration system client-tests openapi build bench clean
 
 install: $(BIN)/.installed
 
@@ -64,6 +64,11 @@ smoke: install
 	@test -n "$(STACK)" || { echo "usage: make smoke STACK=<stack name> [REGION=...] [SMOKE_RELEASE=1]"; exit 2; }
 	SMOKE_STACK=$(STACK) SMOKE_REGION=$(REGION) SMOKE_RELEASE=$(SMOKE_RELEASE) $(BIN)/pytest tests/smoke -p no:cacheprovider
 
+# Once, when upgrading a stack created before the sharded tasks index (docs/operations.md).
+upgrade-tasks: install
+	@test -n "$(STACK)" || { echo "usage: make upgrade-tasks STACK=<stack name> [REGION=...]"; exit 2; }
+	$(BIN)/python -m ops.upgrade_tasks --stack $(STACK) $(if $(REGION),--region $(REGION))
+
 test: install $(SAM_VENV)/.installed $(NODE_TOOLS) lint typecheck validate validate-asl scan tests client-tests
 
 lint: install
@@ -71,7 +76,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy layers/clickstream functions local tests bench
+	$(BIN)/mypy layers/clickstream functions local tests bench ops
 	cd client && ../$(BIN)/mypy
 
 validate: $(SAM_VENV)/.installed
@@ -80,7 +85,7 @@ validate: $(SAM_VENV)/.installed
 # Security scans: bandit over the Python code, checkov over the template (offline). Every check that
 # checkov skips is justified in template.yaml, next to the resource (Metadata: checkov: skip).
 scan: install $(CHECKOV_VENV)/.installed
-	$(BIN)/bandit -r layers functions local client/src -q
+	$(BIN)/bandit -r layers functions local ops client/src -q
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 # Every state machine definition, checked against the Amazon States Language.

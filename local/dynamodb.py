@@ -29,8 +29,9 @@ class EmbeddedAws:
     concurrent requests could interleave. Serializing requests restores DynamoDB's guarantee.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self._port = port
+        self._host = host
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -38,8 +39,8 @@ class EmbeddedAws:
     def endpoint(self) -> str:
         if self._server is None:
             raise RuntimeError("start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"  # reached locally on loopback, whatever address it listens on
 
     def start(self) -> EmbeddedAws:
         from moto.moto_server.werkzeug_app import (

@@ -10,10 +10,12 @@ import json
 import os
 import socket
 import sys
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 
 from local.dynamodb import DEFAULT_AWS_PORT, EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import apply_lambda_environment
@@ -24,9 +26,19 @@ USAGE = "usage: python -m local.invoke <function logical id> <event file>"
 
 
 def _running(port: int) -> bool:
+    """Whether `make run`'s embedded AWS (moto) answers on the port; something else there does not count."""
     with socket.socket() as probe:
         probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        if probe.connect_ex(("127.0.0.1", port)) != 0:
+            return False
+    try:
+        answer = requests.get(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=2)
+    except requests.RequestException:
+        return False
+    if answer.status_code != HTTPStatus.OK:
+        print(f"port {port} answers, but not as make run's embedded AWS: not used", file=sys.stderr)
+        return False
+    return True
 
 
 def _arguments(argv: list[str]) -> tuple[str, dict[str, Any]]:

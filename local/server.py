@@ -169,7 +169,11 @@ def main() -> None:
     port = int(os.environ.get("PORT", "3000"))
     host = os.environ.get("HOST", "127.0.0.1")
     # EventBridge and SQS, and DynamoDB unless another endpoint is named; `make invoke` finds it on its port.
-    aws = EmbeddedAws(int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT))).start()
+    # AWS_HOST=0.0.0.0 lets `sam local` containers reach it (Linux: --add-host host.docker.internal:host-gateway).
+    aws_port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT))
+    aws = EmbeddedAws(aws_port, os.environ.get("AWS_HOST", "127.0.0.1")).start()
+    if aws_port and not aws.endpoint.endswith(f":{aws_port}"):
+        print(f"Port {aws_port} is taken: the embedded AWS is at {aws.endpoint} (make invoke: AWS_PORT=...)")
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws.endpoint
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)

@@ -155,10 +155,12 @@ def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def function_environment(template: dict[str, Any], function_id: str, physical_names: dict[str, str]) -> dict[str, str]:
     """The function's environment variables, with `!Ref`s resolved to local names or parameter defaults."""
     variables: dict[str, Any] = dict(
-        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        with_defaults(
+            template, template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        )
     )
     own = template["Resources"][function_id]["Properties"].get("Environment", {}).get("Variables", {})
-    variables.update(own)
+    variables.update(with_defaults(template, own))
     parameters = template.get("Parameters", {})
     resolved = {}
     for name, value in variables.items():

@@ -10,6 +10,7 @@ again from their records, and delivers those sessions' pending tasks again (docs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -19,6 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clickstream.api import log_keys
+from clickstream.domain.announcements import Announcement
+from clickstream.errors import BatchNotFound, TaskNotFound
 from clickstream.models import Identifier
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_outbox
@@ -62,15 +65,27 @@ def relay(record: DynamoDBRecord) -> None:
         logger.info("Announced", extra={"detail_type": announcement.detail_type})
 
 
+def replay_named(replay: Replay) -> dict[str, list[str] | str]:
+    """Each named batch and session: what was announced again, or "not_found" (the others go on)."""
+    outbox = get_outbox()
+    steps: list[tuple[str, Callable[[str], list[Announcement]]]] = [
+        *((batch_id, outbox.replay) for batch_id in replay.batch_ids),
+        *((session_id, outbox.replay_task) for session_id in replay.session_ids),
+    ]
+    replayed: dict[str, list[str] | str] = {}
+    for name, announce_again in steps:
+        try:
+            replayed[name] = [said.detail_type for said in announce_again(name)]
+        except (BatchNotFound, TaskNotFound):
+            replayed[name] = "not_found"
+    logger.info("Replayed", extra={"replayed": replayed})
+    return replayed
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     if "replay" in event:
-        replay = ReplayRequest.model_validate(event).replay
-        outbox = get_outbox()
-        replayed = {batch_id: outbox.replay(batch_id) for batch_id in replay.batch_ids}
-        replayed.update({session_id: outbox.replay_task(session_id) for session_id in replay.session_ids})
-        logger.info("Replayed", extra={"batch_ids": replay.batch_ids, "session_ids": replay.session_ids})
-        return {name: [said.detail_type for said in announced] for name, announced in replayed.items()}
+        return replay_named(ReplayRequest.model_validate(event).replay)
     return process_partial_response(event=event, record_handler=relay, processor=processor, context=context)

@@ -16,8 +16,8 @@ from clickstream.runtime import get_service
 
 app = build_resolver()
 
-# The polling cursor: a task's position, `<requested_at, 13 digits>#<session_id>`, as `next` gives it.
-TASK_CURSOR = r"^[0-9]{13}#[^\x00-\x1f\x7f]{1,256}$"
+# The polling cursor: a task's position, as `next` gives it (storage/tasks.py, queue_order).
+TASK_CURSOR = r"^[0-9]{13}#[0-9a-f]{32}$"
 
 
 @app.post(
@@ -54,7 +54,8 @@ def tasks(
     status: Annotated[Literal["pending", "done", "failed"], Query()] = "pending",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[
-        str | None, Query(max_length=300, pattern=TASK_CURSOR, examples=["1700000000000#sess-abc123"])
+        str | None,
+        Query(max_length=46, pattern=TASK_CURSOR, examples=["1700000000000#9f86d081884c7d659a2feaa0c55ad015"]),
     ] = None,
 ) -> TaskList:
     return get_service().tasks(status, limit, after)

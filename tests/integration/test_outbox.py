@@ -123,14 +123,22 @@ def test_an_operator_replays_what_the_outbox_gave_up_on(
     ]
 
 
-def test_a_replay_names_batches_that_exist(invoke: Callable[[str, Any], Any], tables: dict[str, str]) -> None:
+def test_a_replay_reports_names_it_does_not_know_and_goes_on(
+    subscriber: Subscriber, service: Clickstream, invoke: Callable[[str, Any], Any]
+) -> None:
     from pydantic import ValidationError
 
-    from clickstream.errors import BatchNotFound
-
-    with pytest.raises(BatchNotFound, match="b-unknown"):
-        invoke("OutboxFunction", {"replay": {"batch_ids": ["b-unknown"]}})
-    with pytest.raises(ValidationError, match="batch_ids"):
+    service.register(new_session())
+    release = service.release("release-known")
+    subscriber.announced()
+    replay = {"replay": {"batch_ids": ["b-unknown", release.batch_id], "session_ids": ["sess-nobody"]}}
+    assert invoke("OutboxFunction", replay) == {
+        "b-unknown": "not_found",
+        release.batch_id: ["BatchReleased"],
+        "sess-nobody": "not_found",
+    }
+    assert released(subscriber.announced()) == [release.model_dump()]
+    with pytest.raises(ValidationError, match="batch_ids or session_ids"):
         invoke("OutboxFunction", {"replay": {"batch_ids": []}})
 
 

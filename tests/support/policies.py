@@ -24,8 +24,8 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #     finish a stalled release's hand-over: bind release, batch record, delete or unseal the pointer; put the
 #     session, read its slot), add_events (session id, put events), mark_irrelevant (session id, update the
 #     session), GET /session (session id, session, first events through the time index).
-#   UseForImprovement: session id and session, has_events (Query on the table), put/get the task; complete
-#     it (conditional update); list tasks (Query on the sharded status index).
+#   UseForImprovement: session id and session, has_events (Query on the table), make the task pending and
+#     complete it (conditional updates), get it; list tasks (Query on the sharded status index).
 #   BatchSessions: shard pages (Query), first events (index Query), batch record and pointer reads (shard
 #     counts, GET /batch), the batches listing (index Query, GET /batches).
 #   BatchRelease: release record and pointer (get/seal/unseal/delete), bind release, batch record and count,
@@ -48,7 +48,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "SessionIdsTable": {"dynamodb:GetItem"},
         "SessionsTable": {"dynamodb:GetItem"},
         "EventsTable": {"dynamodb:Query"},
-        "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         TASKS_BY_STATUS: {"dynamodb:Query"},
     },
     "BatchSessionsFunction": {

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import requests
 
 from local.processes import local_server
@@ -29,6 +30,15 @@ def test_the_readme_worker_loop_completes_the_tasks_make_run_delivers(tmp_path: 
     log = tmp_path / "server.log"
     with local_server(log) as url, requests.Session() as http:
         [queue_url] = re.findall(r"^Improvement tasks queue: (\S+)$", log.read_text(), re.MULTILINE)
+        # As TaskVisibilityTimeoutSeconds=1 would: a task kept by the worker comes back within the test.
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=queue_url.split("/123456789012/")[0],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - the embedded moto takes any
+        )
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "1"})
         for n in range(3):
             assert http.post(f"{url}/session", json=new_session_body(f"work-{n}"), timeout=TIMEOUT).ok
             clicks = {"session_id": f"work-{n}", "events": [{"event_id": "c1", "object_id": "shoe-17"}]}
@@ -45,15 +55,31 @@ def test_the_readme_worker_loop_completes_the_tasks_make_run_delivers(tmp_path: 
                 f"QUEUE_URL = {queue_url!r}",
             )
             .replace('Client("http://127.0.0.1:3000")', f"Client({url!r})")
+            .replace(
+                '    print("improving with session", task["session_id"], "of batch", task["batch_id"])',
+                "    work(task)",
+            )
             .replace("while True:", "for _ in range(1):")
             .replace("WaitTimeSeconds=20", "WaitTimeSeconds=1")
         )
-        improved: list[str] = []
-        namespace: dict[str, Any] = {"print": lambda *words: improved.append(str(words[1]))}
+        attempts: dict[str, int] = {}
+
+        def work(task: dict[str, Any]) -> None:  # work-1 fails once (transient), work-2 can never succeed
+            attempts[task["session_id"]] = attempts.get(task["session_id"], 0) + 1
+            if task["session_id"] == "work-1" and attempts["work-1"] == 1:
+                raise RuntimeError("the model store is down")
+            if task["session_id"] == "work-2":
+                raise namespace["CannotImprove"]("no positives in this session")
+
+        namespace: dict[str, Any] = {"work": work}
         deadline = time.monotonic() + TIMEOUT
-        while len(improved) < 3 and time.monotonic() < deadline:  # the outbox relays in the background
+        while attempts.get("work-1", 0) < 2 and time.monotonic() < deadline:  # the outbox relays in the background
             exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
-        assert sorted(improved) == ["work-0", "work-1", "work-2"]
         done = http.get(f"{url}/improvement/tasks", params={"status": "done"}, timeout=TIMEOUT).json()
-        assert sorted(task["session_id"] for task in done["tasks"]) == ["work-0", "work-1", "work-2"]
+        failed = http.get(f"{url}/improvement/tasks", params={"status": "failed"}, timeout=TIMEOUT).json()
+        assert sorted(task["session_id"] for task in done["tasks"]) == ["work-0", "work-1"]
+        assert [(task["session_id"], task["error"]) for task in failed["tasks"]] == [
+            ("work-2", "no positives in this session")
+        ]
+        assert attempts == {"work-0": 1, "work-1": 2, "work-2": 1}  # the transient failure was received again
         assert http.get(f"{url}/improvement/tasks", timeout=TIMEOUT).json() == {"tasks": [], "next": None}

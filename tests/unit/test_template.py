@@ -21,3 +21,15 @@ def test_the_committed_sam_env_file_matches_the_template() -> None:
     from local.sam_env import SAM_ENV_PATH, render
 
     assert SAM_ENV_PATH.read_text(encoding="utf-8") == render(), "stale: run `python -m local.sam_env`"
+
+
+def test_the_sam_env_file_sets_only_variables_the_template_declares() -> None:
+    """`sam local --env-vars` ignores a variable the function does not declare: none may be in the file."""
+    from local.sam_env import SAM_ENV_PATH
+
+    template = load_template()
+    shared = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for function_id, variables in json.loads(SAM_ENV_PATH.read_text(encoding="utf-8")).items():
+        own = template["Resources"][function_id]["Properties"].get("Environment", {}).get("Variables", {})
+        assert set(variables) <= shared | set(own), function_id
+        assert "host.docker.internal" in variables.get("TASKS_QUEUE_URL", "host.docker.internal")

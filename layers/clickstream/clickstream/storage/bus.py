@@ -9,10 +9,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 
 from clickstream.errors import StorageUnavailable
 from clickstream.settings import Settings
+from clickstream.storage.plumbing import service_config
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -27,7 +27,7 @@ class EventBus:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventBus:
-        config = Config(retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts})
+        config = service_config(settings)
         return cls(boto3.session.Session().client("events", config=config), settings.event_bus_name)
 
     def put(self, detail_type: str, detail: dict[str, Any]) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from clickstream.settings import Settings
+from clickstream.storage.plumbing import service_config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -116,6 +116,6 @@ class S3Lake:
 
 def lake_from_settings(settings: Settings) -> Lake:
     if settings.lake_bucket:
-        config = Config(retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts})
+        config = service_config(settings)
         return S3Lake(boto3.session.Session().client("s3", config=config), settings.lake_bucket)
     return FileLake(Path(settings.lake_dir))

@@ -49,6 +49,16 @@ def client_config(settings: Settings) -> Config:
     )
 
 
+def service_config(settings: Settings) -> Config:
+    """The configuration of the other AWS clients (EventBridge, SQS, S3): the same retries, and timeouts
+    short enough that one stalled call fails alone, well inside its function's time."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
+        connect_timeout=3,
+        read_timeout=30,
+    )
+
+
 def new_client(settings: Settings) -> DynamoDBClient:
     # AWS_ENDPOINT_URL_DYNAMODB, when set, is honoured by botocore itself.
     return boto3.session.Session().client("dynamodb", config=client_config(settings))

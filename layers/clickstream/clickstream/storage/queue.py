@@ -9,11 +9,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clickstream.errors import StorageUnavailable
 from clickstream.settings import Settings
+from clickstream.storage.plumbing import service_config
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -26,7 +26,7 @@ class TaskQueue:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TaskQueue:
-        config = Config(retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts})
+        config = service_config(settings)
         return cls(boto3.session.Session().client("sqs", config=config), settings.tasks_queue_url)
 
     def send(self, task: dict[str, Any]) -> None:

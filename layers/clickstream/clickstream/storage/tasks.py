@@ -1,14 +1,17 @@
 """ImprovementTasksTable: one improvement task per session, and the index workers poll it by.
 
 The index `tasks_by_status` is keyed by `queue_bucket` = `<status>#<k>` (k: the session_id's CRC-32 modulo
-TASK_BUCKETS) and sorted by `queue_order` = `<requested_at, 13 digits>#<session_id>`: the tasks of one
-status spread over TASK_BUCKETS partition keys (no single hot key), each bucket in time order, merged here.
+TASK_BUCKETS) and sorted by `queue_order` = `<requested_at, 13 digits>#<32 hex digits of the session_id's
+SHA-256>`: the tasks of one status spread over TASK_BUCKETS partition keys (no single hot key), each bucket
+in time order, merged here. The hash keeps the sort key short (a session_id may take 1,024 bytes in UTF-8,
+a sort key no more) and unique per session.
 
-DynamoDB calls: GetItem, PutItem, UpdateItem on ImprovementTasksTable; Query on its index tasks_by_status.
+DynamoDB calls: GetItem, UpdateItem on ImprovementTasksTable; Query on its index tasks_by_status.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import zlib
 from collections.abc import Iterator
@@ -28,7 +31,7 @@ def queue_bucket(status: str, session_id: str) -> str:
 
 def queue_order(requested_at: int, session_id: str) -> str:
     """The position of a task among those of its status (the polling cursor): oldest first."""
-    return f"{requested_at:013d}#{session_id}"
+    return f"{requested_at:013d}#{hashlib.sha256(session_id.encode('utf-8')).hexdigest()[:32]}"
 
 
 def _task(item: Item) -> StoredTask:
@@ -49,24 +52,26 @@ class Tasks:
         self._table = table
 
     def put_pending(self, task: StoredTask) -> bool:
-        """Store a pending task unless one is already pending for the session (a completed one is replaced:
-        the session is scheduled again)."""
-        item = {
-            "session_id": s(task.session_id),
-            "batch_id": s(task.batch_id),
-            "session_number": n(task.session_number),
-            "status": s("pending"),
-            "requested_at": n(task.requested_at),
-            "queue_bucket": s(queue_bucket("pending", task.session_id)),
-            "queue_order": s(queue_order(task.requested_at, task.session_id)),
-        }
+        """Make the session's task pending unless it already is. A completed task is replaced by the new one
+        (an update, not a put, so that a time to live set by retention stays)."""
         response = self._dynamo.conditional(
-            "put_item",
+            "update_item",
             TableName=self._table,
-            Item=item,
+            Key={"session_id": s(task.session_id)},
+            UpdateExpression=(
+                "SET batch_id = :batch, session_number = :number, #status = :pending, requested_at = :requested,"
+                " queue_bucket = :bucket, queue_order = :order REMOVE completed_at, #error"
+            ),
             ConditionExpression="attribute_not_exists(session_id) OR #status <> :pending",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":pending": s("pending")},
+            ExpressionAttributeNames={"#status": "status", "#error": "error"},
+            ExpressionAttributeValues={
+                ":batch": s(task.batch_id),
+                ":number": n(task.session_number),
+                ":pending": s("pending"),
+                ":requested": n(task.requested_at),
+                ":bucket": s(queue_bucket("pending", task.session_id)),
+                ":order": s(queue_order(task.requested_at, task.session_id)),
+            },
         )
         return response is not None
 
