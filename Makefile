@@ -1,5 +1,5 @@
 # Everything installs into the project: .venv (service and tests), .tools/sam (SAM CLI, kept apart
-# because its pins clash with the test stack). A fresh clone needs only python3 and make.
+# because its pins clash with the test stack). A fresh clone needs python3, make and Node.js/npm (the ASL validator).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
