@@ -116,13 +116,7 @@ class Client:
 
     def iter_tasks(self, status: str = "pending", *, page_size: int = 100) -> Iterator[JSONObject]:
         """Every improvement task with ``status``, oldest first, fetched ``page_size`` at a time."""
-        query: dict[str, str | int] = {"status": status, "limit": page_size}
-        while True:
-            page = self._request("GET", "/improvement/tasks", query=query)
-            yield from page["tasks"]
-            if page.get("next") is None:
-                return
-            query["after"] = page["next"]
+        return self._follow_next("/improvement/tasks", {"status": status, "limit": page_size}, "tasks", "after")
 
     # Batches
 
@@ -136,13 +130,7 @@ class Client:
 
     def list_batches(self, *, page_size: int = 20) -> Iterator[JSONObject]:
         """Every batch, newest first (the collecting one, if any, first), fetched ``page_size`` at a time."""
-        query: dict[str, str | int] = {"limit": page_size}
-        while True:
-            page = self._request("GET", "/batches", query=query)
-            yield from page["batches"]
-            if page.get("next") is None:
-                return
-            query["before"] = page["next"]
+        return self._follow_next("/batches", {"limit": page_size}, "batches", "before")
 
     def iter_sessions(
         self, batch_id: str, *, after_number: int = 0, page_size: int = 100, events_limit: int = 100
@@ -169,6 +157,15 @@ class Client:
             after_number = page["last_number"]
 
     # Plumbing
+
+    def _follow_next(self, path: str, query: dict[str, str | int], items: str, cursor: str) -> Iterator[JSONObject]:
+        """The `items` of every page of a route that answers a `next` cursor, passed back as `cursor`."""
+        while True:
+            page = self._request("GET", path, query=query)
+            yield from page[items]
+            if page.get("next") is None:
+                return
+            query = {**query, cursor: page["next"]}
 
     def close(self) -> None:
         self._http.close()
