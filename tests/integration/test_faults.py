@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from local.apigateway import HttpResult
-from tests.support import load_event, new_session_body, now_ms, unique
+from tests.support import new_session_body, now_ms, sample_event, unique
 from tests.support.domain import hand_out_number
 from tests.support.faults import (
     CONNECTION_LOST,
@@ -142,16 +141,6 @@ def release_or_none(service: Clickstream, release_id: str) -> Release | None:
 # --- 503 on faults that outlive the retries ---------------------------------------------------------
 
 
-def http_event(name: str, *, body: Any = None, query: dict[str, str] | None = None) -> dict[str, Any]:
-    event = copy.deepcopy(load_event(name))
-    if body is not None:
-        event["body"] = json.dumps(body)
-    if query is not None:
-        event["queryStringParameters"] = query
-        event["rawQueryString"] = "&".join(f"{key}={value}" for key, value in query.items())
-    return event
-
-
 ROUTES = {
     "register": ("CollectionFunction", "register_session"),
     "add_events": ("CollectionFunction", "add_events"),
@@ -166,16 +155,16 @@ ROUTES = {
 def _route_event(route: str, session_id: str, batch_id: str) -> dict[str, Any]:
     name = ROUTES[route][1]
     if route == "register":
-        return http_event(name, body=new_session_body(unique("sess")))
+        return sample_event(name, body=new_session_body(unique("sess")))
     if route == "add_events":
-        return http_event(name, body={"session_id": session_id, "events": [{"event_id": "e1", "object_id": "o"}]})
+        return sample_event(name, body={"session_id": session_id, "events": [{"event_id": "e1", "object_id": "o"}]})
     if route in ("mark_irrelevant", "use_for_improvement"):
-        return http_event(name, body={"session_id": session_id})
+        return sample_event(name, body={"session_id": session_id})
     if route == "get_session":
-        return http_event(name, query={"session_id": session_id})
+        return sample_event(name, query={"session_id": session_id})
     if route == "batch_sessions":
-        return http_event(name, query={"batch_id": batch_id})
-    return http_event(name, body={"release_id": unique("release")})
+        return sample_event(name, query={"batch_id": batch_id})
+    return sample_event(name, body={"release_id": unique("release")})
 
 
 def assert_busy(result: HttpResult) -> None:
@@ -190,7 +179,7 @@ def assert_busy(result: HttpResult) -> None:
 def test_throttling_on_every_attempt_is_503_with_retry_after_on_every_route(
     invoke_http: Invoke, faults: DynamoFaults, settings: Settings, route: str
 ) -> None:
-    registered = invoke_http("CollectionFunction", http_event("register_session", body=new_session_body()))
+    registered = invoke_http("CollectionFunction", sample_event("register_session", body=new_session_body()))
     assert registered.status == 200
     event = _route_event(route, registered.body["session_id"], registered.body["batch_id"])
 
@@ -209,7 +198,7 @@ def test_every_kind_of_persistent_unavailability_is_503(
     invoke_http: Invoke, faults: DynamoFaults, settings: Settings, code: str
 ) -> None:
     faults.fail(code)
-    assert_busy(invoke_http("CollectionFunction", http_event("register_session", body=new_session_body())))
+    assert_busy(invoke_http("CollectionFunction", sample_event("register_session", body=new_session_body())))
     assert faults.injected[code] == settings.dynamodb_max_attempts
 
 
@@ -232,20 +221,20 @@ def test_transient_faults_on_every_call_are_retried_and_everything_succeeds(
     faults.fail(code, attempts_per_call=max_attempts - 1)
     session_id = unique("sess")
 
-    registered = invoke_http("CollectionFunction", http_event("register_session", body=new_session_body(session_id)))
+    registered = invoke_http("CollectionFunction", sample_event("register_session", body=new_session_body(session_id)))
     assert registered.status == 200, registered.body
     events = {
         "session_id": session_id,
         "events": [{"event_id": "e1", "object_id": "o"}, {"event_id": "e2", "object_id": "o"}],
     }
-    added = invoke_http("CollectionFunction", http_event("add_events", body=events))
+    added = invoke_http("CollectionFunction", sample_event("add_events", body=events))
     assert (added.status, added.body["accepted"]) == (200, 2)
     release_id = unique("release")
-    released = invoke_http("BatchReleaseFunction", http_event("batch_release", body={"release_id": release_id}))
+    released = invoke_http("BatchReleaseFunction", sample_event("batch_release", body={"release_id": release_id}))
     assert (released.status, released.body["session_count"]) == (200, 1)
     assert released.body["batch_id"] == registered.body["batch_id"]
     page = invoke_http(
-        "BatchSessionsFunction", http_event("batch_sessions", query={"batch_id": released.body["batch_id"]})
+        "BatchSessionsFunction", sample_event("batch_sessions", query={"batch_id": released.body["batch_id"]})
     )
     assert page.status == 200
     assert [s["session_id"] for s in page.body["sessions"]] == [session_id]

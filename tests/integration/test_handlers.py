@@ -10,22 +10,17 @@ from typing import Any
 import pytest
 
 from local.apigateway import HttpResult
-from tests.support import load_event, new_session_body, now_ms, unique
+from tests.support import load_event, new_session_body, now_ms, sample_event, unique
 
 Invoke = Callable[[str, dict[str, Any]], HttpResult]
 
 
 def with_body(event_name: str, body: Any) -> dict[str, Any]:
-    event = copy.deepcopy(load_event(event_name))
-    event["body"] = json.dumps(body)
-    return event
+    return sample_event(event_name, body=body)
 
 
 def with_query(event_name: str, **query: Any) -> dict[str, Any]:
-    event = copy.deepcopy(load_event(event_name))
-    event["queryStringParameters"] = {name: str(value) for name, value in query.items()}
-    event["rawQueryString"] = "&".join(f"{name}={value}" for name, value in query.items())
-    return event
+    return sample_event(event_name, query={name: str(value) for name, value in query.items()})
 
 
 def register(invoke_http: Invoke, **overrides: Any) -> dict[str, Any]:

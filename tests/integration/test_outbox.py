@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeDeserializer
 
 from clickstream.service import Clickstream
 from local.apigateway import HttpResult
@@ -23,7 +22,7 @@ from tests.conftest import local_functions
 from tests.support import load_event
 from tests.support.datasets import run_export
 from tests.support.domain import new_session
-from tests.support.streams import all_records, matches, stream_filters
+from tests.support.streams import all_records, filters_agree
 
 
 @dataclass
@@ -160,16 +159,10 @@ def test_the_stream_filters_pass_exactly_the_changes_the_outbox_announces(
     from clickstream.domain.announcements import exported
     from clickstream.domain.announcements import released as announces_release
 
-    deserialize = TypeDeserializer().deserialize
     lake = service.lake
-    filters = stream_filters("BatchesStream")
-    passed = 0
-    for record in records:
-        change = record["dynamodb"]
-        old = {k: deserialize(v) for k, v in change.get("OldImage", {}).items()} or None
-        new = {k: deserialize(v) for k, v in change.get("NewImage", {}).items()} or None
-        announces = announces_release(old, new) is not None or exported(old, new, lake) is not None
-        passes = any(matches(pattern, {"dynamodb": change, "eventName": record["eventName"]}) for pattern in filters)
-        assert passes == announces, (record["eventName"], change.get("Keys"), passes, announces)
-        passed += passes
+    passed = filters_agree(
+        records,
+        "BatchesStream",
+        lambda old, new: announces_release(old, new) is not None or exported(old, new, lake) is not None,
+    )
     assert passed == 2  # the release settled, the dataset exported

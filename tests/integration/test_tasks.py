@@ -5,7 +5,6 @@ poll list tasks oldest first. The worker here reads what a real worker reads: SQ
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -14,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeDeserializer
 
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
@@ -25,9 +23,9 @@ from local.dynamodb import EmbeddedAws
 from local.queues import local_queue_name
 from local.streams import StreamRelay
 from tests.conftest import local_functions
-from tests.support import load_event, now_ms
+from tests.support import now_ms, sample_event
 from tests.support.domain import new_session
-from tests.support.streams import all_records, matches, stream_filters
+from tests.support.streams import all_records, filters_agree
 
 Invoke = Callable[[str, dict[str, Any]], HttpResult]
 
@@ -76,14 +74,7 @@ def clicked_session(service: Clickstream, session_id: str) -> str:
 
 
 def call(invoke_http: Invoke, event_name: str, *, body: Any = None, query: dict[str, str] | None = None) -> HttpResult:
-    event = copy.deepcopy(load_event(event_name))
-    if body is not None:
-        event["body"] = json.dumps(body)
-    if query is not None:
-        event["queryStringParameters"] = query
-        event["rawQueryString"] = "&".join(f"{name}={value}" for name, value in query.items())
-    function_id = "UseForImprovementFunction"
-    return invoke_http(function_id, event)
+    return invoke_http("UseForImprovementFunction", sample_event(event_name, body=body, query=query))
 
 
 def schedule(invoke_http: Invoke, session_id: str) -> dict[str, Any]:
@@ -307,17 +298,7 @@ def test_the_tasks_stream_filters_pass_exactly_the_tasks_the_outbox_delivers(
     # both ways of checking below pass it by.
     changes = [record["eventName"] for record in records if "status" in record["dynamodb"].get("NewImage", {})]
     assert changes == ["INSERT", "MODIFY", "MODIFY", "MODIFY"]  # scheduled, done, scheduled again, expiry set
-    deserialize = TypeDeserializer().deserialize
-    filters = stream_filters("TasksStream")
-    passed = 0
-    for record in records:
-        change = record["dynamodb"]
-        old = {k: deserialize(v) for k, v in change.get("OldImage", {}).items()} or None
-        new = {k: deserialize(v) for k, v in change.get("NewImage", {}).items()} or None
-        delivers = task_pending(old, new) is not None
-        passes = any(matches(pattern, {"dynamodb": change, "eventName": record["eventName"]}) for pattern in filters)
-        assert passes == delivers, (record["eventName"], passes, delivers)
-        passed += passes
+    passed = filters_agree(records, "TasksStream", lambda old, new: task_pending(old, new) is not None)
     assert passed == 2  # the first scheduling, and the one after done
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -36,4 +38,15 @@ def new_session_body(session_id: str | None = None, **overrides: Any) -> dict[st
 def load_event(name: str) -> dict[str, Any]:
     """A sample event of events/ (the ones `sam local invoke` uses)."""
     event: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return event
+
+
+def sample_event(name: str, *, body: Any = None, query: dict[str, str] | None = None) -> dict[str, Any]:
+    """A copy of a sample event with this JSON body and query string (URL-encoded, as API Gateway sends it)."""
+    event = copy.deepcopy(load_event(name))
+    if body is not None:
+        event["body"] = json.dumps(body)
+    if query is not None:
+        event["queryStringParameters"] = query
+        event["rawQueryString"] = urllib.parse.urlencode(query)
     return event

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
 
 from local.streams import StreamRelay
 from local.template import load_template
@@ -33,6 +36,26 @@ def stream_filters(event_id: str) -> list[dict[str, Any]]:
     """The filter patterns of one of the outbox's stream event sources in template.yaml."""
     source = load_template()["Resources"]["OutboxFunction"]["Properties"]["Events"][event_id]["Properties"]
     return [json.loads(entry["Pattern"]) for entry in source["FilterCriteria"]["Filters"]]
+
+
+Image = dict[str, Any] | None
+
+
+def filters_agree(records: list[dict[str, Any]], event_id: str, acts_on: Callable[[Image, Image], bool]) -> int:
+    """Assert that the template's filters of `event_id` pass exactly the records the outbox acts on (given
+    their old and new images as Python values); the number passed."""
+    deserialize = TypeDeserializer().deserialize
+    filters = stream_filters(event_id)
+    passed = 0
+    for record in records:
+        change = record["dynamodb"]
+        old = {k: deserialize(v) for k, v in change.get("OldImage", {}).items()} or None
+        new = {k: deserialize(v) for k, v in change.get("NewImage", {}).items()} or None
+        acts = acts_on(old, new)
+        passes = any(matches(pattern, {"dynamodb": change, "eventName": record["eventName"]}) for pattern in filters)
+        assert passes == acts, (record["eventName"], change.get("Keys"), passes, acts)
+        passed += passes
+    return passed
 
 
 def all_records(relay: StreamRelay) -> list[dict[str, Any]]:
