@@ -21,7 +21,6 @@ app = build_resolver()
     summary="Release the collecting batch; idempotent per release_id",
     responses={**ok_response(Release), **error_responses(400, 404, 413, 415, 422, 503)},
 )
-@tracer.capture_method
 def release_batch(request: Annotated[ReleaseRequest, Body()]) -> Release:
     log_keys(release_id=request.release_id)
     return get_service().release(request.release_id)

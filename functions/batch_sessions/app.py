@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
 from clickstream.models import PRINTABLE, BatchPage
-from clickstream.observability import tracer
 from clickstream.reports import BatchList, BatchView
 from clickstream.runtime import get_service
 
@@ -26,7 +25,6 @@ BatchId = Annotated[
     summary="Sessions of a batch after a number, ascending, with their first events",
     responses={**ok_response(BatchPage), **error_responses(404, 422, 503)},
 )
-@tracer.capture_method
 def batch_sessions(
     batch_id: BatchId,
     after_number: Annotated[int, Query(ge=0, le=2**53)] = 0,
@@ -43,7 +41,6 @@ def batch_sessions(
     summary="A batch: collecting or released, its session count, its dataset and its quality report",
     responses={**ok_response(BatchView), **error_responses(404, 422, 503)},
 )
-@tracer.capture_method
 def batch(batch_id: BatchId) -> BatchView:
     log_keys(batch_id=batch_id)
     return get_service().batch(batch_id)
@@ -54,7 +51,6 @@ def batch(batch_id: BatchId) -> BatchView:
     summary="Batches, newest first (the collecting one first); `next` continues as `before`",
     responses={**ok_response(BatchList), **error_responses(422, 503)},
 )
-@tracer.capture_method
 def batches(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[

@@ -18,7 +18,6 @@ from clickstream.models import (
     SessionRef,
     SessionWithBatch,
 )
-from clickstream.observability import tracer
 from clickstream.runtime import get_service
 
 app = build_resolver()
@@ -29,7 +28,6 @@ app = build_resolver()
     summary="Register a search session in the collecting batch",
     responses={**ok_response(Registration), **error_responses(400, 409, 413, 415, 422, 503)},
 )
-@tracer.capture_method
 def register_session(session: Annotated[NewSession, Body()]) -> Registration:
     log_keys(session_id=session.session_id)
     return get_service().register(session)
@@ -40,7 +38,6 @@ def register_session(session: Annotated[NewSession, Body()]) -> Registration:
     summary="Add events (clicks, ...) to a session; event_ids already stored are ignored",
     responses={**ok_response(EventsAdded), **error_responses(400, 404, 413, 415, 422, 503)},
 )
-@tracer.capture_method
 def add_events(request: Annotated[NewEvents, Body()]) -> EventsAdded:
     log_keys(session_id=request.session_id)
     return get_service().add_events(request.session_id, list(request.events))
@@ -51,7 +48,6 @@ def add_events(request: Annotated[NewEvents, Body()]) -> EventsAdded:
     summary="Mark a session irrelevant (a useful negative example)",
     responses={**ok_response(IrrelevantMark), **error_responses(400, 404, 413, 415, 422, 503)},
 )
-@tracer.capture_method
 def mark_irrelevant(request: Annotated[SessionRef, Body()]) -> IrrelevantMark:
     log_keys(session_id=request.session_id)
     return get_service().mark_irrelevant(request.session_id)
@@ -62,7 +58,6 @@ def mark_irrelevant(request: Annotated[SessionRef, Body()]) -> IrrelevantMark:
     summary="Read one session with its first events",
     responses={**ok_response(SessionWithBatch), **error_responses(404, 422, 503)},
 )
-@tracer.capture_method
 def get_session(
     session_id: Annotated[str, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["sess-abc123"])],
     events_limit: Annotated[int, Query(ge=0, le=1000)] = 1000,

@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
 from clickstream.models import ImprovementDecision, ImprovementTask, SessionRef, TaskCompletion, TaskList
-from clickstream.observability import tracer
 from clickstream.runtime import get_service
 
 app = build_resolver()
@@ -25,7 +24,6 @@ TASK_CURSOR = r"^[0-9]{13}#[0-9a-f]{32}$"
     summary="Schedule a session for model improvement, skipping payload searches and sessions without events",
     responses={**ok_response(ImprovementDecision), **error_responses(400, 404, 409, 413, 415, 422, 503)},
 )
-@tracer.capture_method
 def use_for_improvement(request: Annotated[SessionRef, Body()]) -> Response[Any]:
     log_keys(session_id=request.session_id)
     decision = get_service().use_for_improvement(request.session_id).model_dump()
@@ -38,7 +36,6 @@ def use_for_improvement(request: Annotated[SessionRef, Body()]) -> Response[Any]
     summary="Report a session's task done or failed (idempotent); the session may then be scheduled again",
     responses={**ok_response(ImprovementTask), **error_responses(400, 404, 409, 413, 415, 422, 503)},
 )
-@tracer.capture_method
 def complete_task(request: Annotated[TaskCompletion, Body()]) -> ImprovementTask:
     log_keys(session_id=request.session_id)
     return get_service().complete_task(request)
@@ -49,7 +46,6 @@ def complete_task(request: Annotated[TaskCompletion, Body()]) -> ImprovementTask
     summary="Tasks of a status, oldest first; `next` continues as `after`",
     responses={**ok_response(TaskList), **error_responses(422, 503)},
 )
-@tracer.capture_method
 def tasks(
     status: Annotated[Literal["pending", "done", "failed"], Query()] = "pending",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

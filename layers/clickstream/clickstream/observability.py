@@ -3,20 +3,24 @@
 Creating Powertools' Tracer imports the X-Ray SDK and patches libraries, tens of ms of cold start,
 even when it will not trace. So the Tracer is created only when tracing is on (in Lambda, unless
 POWERTOOLS_TRACE_DISABLED); otherwise `tracer` is a stand-in whose decorators return the handler as is.
+
+Routes are traced by `traced_section` (one resolver middleware, clickstream.api), never by wrapping the
+route function: Powertools reads a route's annotations through the function it was given, and a wrapper's
+globals are the tracer's module, where the handler's names (strings, under postponed annotations) do not
+resolve - every route then failed validation in Lambda (contract 13.1).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar, overload
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
-
-AnyCallable = TypeVar("AnyCallable", bound=Callable[..., Any])
 
 
 class HandlerTracer(Protocol):
@@ -29,17 +33,9 @@ class HandlerTracer(Protocol):
         capture_error: bool | None = None,
     ) -> Callable[..., Any]: ...
 
-    @overload
-    def capture_method(self, method: AnyCallable) -> AnyCallable: ...
-
-    @overload
-    def capture_method(
-        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Callable[[AnyCallable], AnyCallable]: ...
-
 
 def _as_is(function: Callable[..., Any] | None) -> Callable[..., Any]:
-    if function is None:  # used with arguments, as @tracer.capture_method(capture_response=False)
+    if function is None:  # used with arguments, as @tracer.capture_lambda_handler(capture_response=False)
         return lambda undecorated: undecorated
     return function
 
@@ -54,22 +50,6 @@ class UntracedHandlers:
         capture_error: bool | None = None,
     ) -> Callable[..., Any]:
         return _as_is(lambda_handler)
-
-    @overload
-    def capture_method(self, method: AnyCallable) -> AnyCallable: ...
-
-    @overload
-    def capture_method(
-        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Callable[[AnyCallable], AnyCallable]: ...
-
-    def capture_method(
-        self,
-        method: Callable[..., Any] | None = None,
-        capture_response: bool | None = None,
-        capture_error: bool | None = None,
-    ) -> Callable[..., Any]:
-        return _as_is(method)
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -91,6 +71,14 @@ def _tracer() -> HandlerTracer:
 logger = Logger()
 tracer = _tracer()
 metrics = Metrics()
+
+
+def traced_section(name: str) -> AbstractContextManager[Any]:
+    """A subsegment named `name` around a piece of work when tracing (nothing recorded in it but its
+    timing and the AWS calls made inside), nothing otherwise."""
+    if isinstance(tracer, Tracer):
+        return tracer.provider.in_subsegment(name=name)
+    return nullcontext()
 
 
 class PowertoolsTelemetry:
