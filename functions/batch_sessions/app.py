@@ -1,5 +1,6 @@
 """Reading batches: `GET /batch/sessions` (contract 2.2) pages a batch's sessions with their first events;
-`GET /batch` and `GET /batches` (contract 7.4) show a batch, its dataset and its quality report."""
+`GET /batch` and `GET /batches` (contract 7.4) show a batch, its dataset and its quality report;
+`GET /experiment` (contract 15.3) an experiment across the releases that have it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
 from clickstream.models import PRINTABLE, BatchPage
-from clickstream.reports import BatchList, BatchView
+from clickstream.reports import BatchList, BatchView, ExperimentAcrossBatches
 from clickstream.runtime import get_service
 
 app = build_resolver()
@@ -58,6 +59,18 @@ def batches(
     ] = None,
 ) -> BatchList:
     return get_service().list_batches(limit, before)
+
+
+@app.get(
+    "/experiment",
+    summary="An experiment over every exported batch that has it: variants, comparisons, interleaving",
+    responses={**ok_response(ExperimentAcrossBatches), **error_responses(404, 422, 503)},
+)
+def experiment(
+    experiment_id: Annotated[str, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["ranker-v7"])],
+) -> ExperimentAcrossBatches:
+    log_keys(experiment_id=experiment_id)
+    return get_service().experiment(experiment_id)
 
 
 lambda_handler = lambda_entry(app)

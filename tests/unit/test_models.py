@@ -47,12 +47,37 @@ def test_unknown_fields_are_ignored_for_client_compatibility() -> None:
         ({"search_results": [{"object_id": "o"}] * 1001}, "search_results"),
         ({"search_results": [{"object_id": "o", "rank": "1"}]}, "search_results.0.rank"),
         ({"sort_by": {"order": "asc"}}, "sort_by.field"),
+        ({"experiment": "ranker-v7"}, "experiment"),
+        ({"experiment": {"variant": "b"}}, "experiment.id"),
+        ({"experiment": {"id": "ranker-v7"}}, "experiment.variant"),
+        ({"experiment": {"id": "ranker-v7", "variant": ""}}, "experiment.variant"),
+        ({"experiment": {"id": "r" * 257, "variant": "b"}}, "experiment.id"),
+        ({"experiment": {"id": "ranker-v7", "variant": "new\nline"}}, "experiment.variant"),
+        ({"experiment": {"id": "ranker-v7", "variant": 2}}, "experiment.variant"),
+        ({"search_results": [{"object_id": "o", "team": ""}]}, "search_results.0.team"),
+        ({"search_results": [{"object_id": "o", "team": 1}]}, "search_results.0.team"),
     ],
 )
 def test_session_fields_are_strict(override: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as raised:
         NewSession.model_validate(new_session_body(**{"session_id": "s", **override}))
     assert field in error_fields(raised.value)
+
+
+def test_an_experiment_and_teams_are_optional_and_their_unknown_members_ignored() -> None:
+    plain = NewSession.model_validate(new_session_body("s"))
+    assert plain.experiment is None
+    assert all(result.team is None for result in plain.search_results)
+    tagged = NewSession.model_validate(
+        new_session_body(
+            "s",
+            experiment={"id": "ranker-v7", "variant": "b", "started": "monday"},
+            search_results=[{"object_id": "o", "team": "a"}],
+        )
+    )
+    assert tagged.experiment is not None
+    assert tagged.experiment.model_dump() == {"id": "ranker-v7", "variant": "b"}
+    assert tagged.search_results[0].team == "a"
 
 
 def test_identifiers_accept_printable_unicode_up_to_256_characters() -> None:

@@ -32,7 +32,12 @@ def documents(draw: st.DrawFn) -> str:
     results = draw(
         st.lists(
             st.fixed_dictionaries(
-                {"object_id": identifiers, "rank": st.none() | st.floats(-1e6, 1e6), "meta": st.none() | json_objects}
+                {
+                    "object_id": identifiers,
+                    "rank": st.none() | st.floats(-1e6, 1e6),
+                    "meta": st.none() | json_objects,
+                    "team": st.none() | identifiers,
+                }
             ),
             max_size=3,
         )
@@ -70,6 +75,7 @@ sessions = st.builds(
     is_irrelevant=st.booleans(),
     is_payload_search=st.booleans(),
     document=documents(),
+    experiment=st.none() | st.fixed_dictionaries({"id": identifiers, "variant": identifiers}).map(encode_json),
 )
 
 
@@ -78,6 +84,7 @@ def expected_session(session: StoredSession, stored_events: list[StoredEvent]) -
         "session_number": session.session_number,
         "session_id": session.session_id,
         **json.loads(session.document),
+        "experiment": None if session.experiment is None else json.loads(session.experiment),
         "user_id": session.user_id,
         "created_at": session.created_at,
         "is_irrelevant": session.is_irrelevant,

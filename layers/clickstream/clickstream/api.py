@@ -24,6 +24,7 @@ from clickstream.errors import (
     BatchNotFound,
     ClickstreamError,
     ConflictError,
+    ExperimentNotFound,
     InvalidField,
     NoCollectingBatch,
     PayloadTooLarge,
@@ -41,6 +42,7 @@ _telemetry = PowertoolsTelemetry()
 _STATUS: dict[type[ClickstreamError], HTTPStatus] = {
     SessionNotFound: HTTPStatus.NOT_FOUND,
     BatchNotFound: HTTPStatus.NOT_FOUND,
+    ExperimentNotFound: HTTPStatus.NOT_FOUND,
     TaskNotFound: HTTPStatus.NOT_FOUND,
     TaskCompletedOtherwise: HTTPStatus.CONFLICT,
     NoCollectingBatch: HTTPStatus.NOT_FOUND,

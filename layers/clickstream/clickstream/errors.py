@@ -23,6 +23,12 @@ class BatchNotFound(ClickstreamError):
         self.batch_id = batch_id
 
 
+class ExperimentNotFound(ClickstreamError):
+    def __init__(self, experiment_id: str) -> None:
+        super().__init__(f"No exported batch has the experiment with id={experiment_id}")
+        self.experiment_id = experiment_id
+
+
 class TaskNotFound(ClickstreamError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"No improvement task for session with id={session_id}")

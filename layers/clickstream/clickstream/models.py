@@ -73,6 +73,16 @@ class SearchResult(_Input):
     object_id: Identifier
     rank: Annotated[float, Field(allow_inf_nan=False)] | None = None
     meta: JsonObject | None = None
+    team: Identifier | None = Field(
+        default=None, description="In an interleaved list: the ranker that contributed this result (contract 15.1)"
+    )
+
+
+class ExperimentTag(_Input):
+    """Which experiment and variant served a session (contract 15.1)."""
+
+    id: Identifier
+    variant: Identifier
 
 
 def _text_or_object(value: Any) -> str | JsonObject:
@@ -117,6 +127,7 @@ class NewSession(_Input):
     user_id: Identifier | None = None
     created_at: Timestamp | None = None
     is_payload_search: bool = False
+    experiment: ExperimentTag | None = None
 
 
 class NewEvent(_Input):
@@ -254,6 +265,7 @@ class SessionView(BaseModel):
     search_meta: JsonObject | None
     payload_filter: JsonObject | None
     sort_by: SortBy | None
+    experiment: ExperimentTag | None
     user_id: str | None
     created_at: int
     is_irrelevant: bool

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 POINTER_KEY = "pointer"
 
@@ -91,6 +92,8 @@ class Dataset:
     event_count: int | None = None
     parts: int | None = None
     metrics: str | None = None  # the quality report, JSON text
+    experiment_sums: Mapping[str, str] = field(default_factory=dict)  # experiment id -> its sums (15.2), JSON text
+    experiments_truncated: bool = False  # some experiments were left off the record for its size (the manifest has all)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class StoredSession:
     is_irrelevant: bool
     is_payload_search: bool
     document: str
+    experiment: str | None = None  # {"id", "variant"} as JSON text (contract 15.1); None when not tagged
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clickstream.models import JsonObject
 
@@ -35,6 +35,61 @@ class QualityReport(BaseModel):
     top_queries_truncated: bool = False
 
 
+class Estimate(BaseModel):
+    """A figure with its 95 % interval; null where it has no denominator (an interval: fewer than 2 sessions)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class VariantReport(BaseModel):
+    variant: str
+    sessions: int
+    sessions_with_results: int = Field(description="Sessions with results that are not interleaved")
+    click_through_rate: Estimate = Field(description="Wilson score interval")
+    mean_reciprocal_rank: Estimate = Field(description="mean +- z s / sqrt(n)")
+
+
+class Comparison(BaseModel):
+    """A variant against the baseline: `difference` = variant - baseline, its interval and two-sided p-value."""
+
+    variant: str
+    baseline: str
+    metric: Literal["click_through_rate", "mean_reciprocal_rank"]
+    difference: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+
+
+class InterleavingReport(BaseModel):
+    """Team-draft interleaving credit: each session with a click on a teamed result is a win or a tie."""
+
+    sessions: int = Field(description="Interleaved sessions, counted or not")
+    teams: list[str]
+    wins: dict[str, int]
+    ties: int
+    preference: float | None = Field(description="(wins of the second team - wins of the first) / (wins + ties)")
+    p_value: float | None = Field(description="Two-sided exact sign test on the two teams' wins")
+
+
+class ExperimentReport(BaseModel):
+    """One experiment of a batch (contract 15.2)."""
+
+    id: str
+    sample_ratio_p_value: float | None = Field(description="Chi-square test of the variants' sessions: equal split")
+    variants: list[VariantReport]
+    comparisons: list[Comparison]
+    interleaving: InterleavingReport | None
+
+
+class ExperimentAcrossBatches(ExperimentReport):
+    """`GET /experiment` (contract 15.3): the experiment over every exported batch that has it."""
+
+    batches: list[str]
+
+
 class DatasetView(BaseModel):
     status: Literal["pending", "exporting", "exported", "failed"]
     manifest: str
@@ -55,6 +110,12 @@ class BatchView(BaseModel):
     session_count: int | None
     dataset: DatasetView | None
     metrics: QualityReport | None
+    experiments: list[ExperimentReport] | None = Field(
+        description="One entry per experiment id in the batch, ascending (null until exported)"
+    )
+    experiments_truncated: bool = Field(
+        default=False, description="Experiments were left off this record for its size; the manifest has them all"
+    )
 
 
 class BatchList(BaseModel):

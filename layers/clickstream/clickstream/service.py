@@ -12,6 +12,7 @@ from clickstream.concurrency import Fanout
 from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
+from clickstream.domain.experiment_history import ExperimentHistory
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.paging import Pager
 from clickstream.domain.registration import Registrar
@@ -31,7 +32,7 @@ from clickstream.models import (
     TaskCompletion,
     TaskList,
 )
-from clickstream.reports import BatchList, BatchView
+from clickstream.reports import BatchList, BatchView, ExperimentAcrossBatches
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from clickstream.storage.lake import Lake, lake_from_settings
@@ -67,6 +68,7 @@ class Clickstream:
         self.batches = BatchDirectory(context, self.lake)
         self.pager = Pager(context, self.batches)
         self.exporter = Exporter(context, self.lake)
+        self.experiments = ExperimentHistory(context)
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)
@@ -100,3 +102,6 @@ class Clickstream:
 
     def list_batches(self, limit: int, before: str | None) -> BatchList:
         return self.batches.newest(limit, before)
+
+    def experiment(self, experiment_id: str) -> ExperimentAcrossBatches:
+        return self.experiments.across_batches(experiment_id)

@@ -32,7 +32,8 @@ def render_session(session: StoredSession, events: Sequence[StoredEvent], *, wit
     batch = f'"batch_id":{_string(session.batch_id)},' if with_batch_id else ""
     return (
         f'{{{batch}"session_number":{session.session_number},"session_id":{_string(session.session_id)},'
-        f'{members},"user_id":{_string(session.user_id)},"created_at":{session.created_at},'
+        f'{members},"experiment":{session.experiment or "null"},"user_id":{_string(session.user_id)},'
+        f'"created_at":{session.created_at},'
         f'"is_irrelevant":{_BOOL[session.is_irrelevant]},"is_payload_search":{_BOOL[session.is_payload_search]},'
         f'"events":[{",".join(render_event(event) for event in events)}]}}'
     )

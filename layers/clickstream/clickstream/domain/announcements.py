@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from clickstream.domain.datasets.experiments import report_of_recorded
 from clickstream.domain.datasets.layout import manifest_key
 from clickstream.domain.improvement import task_view
 from clickstream.domain.telemetry import Telemetry
@@ -66,7 +67,10 @@ def _release(release_id: str, batch_id: str, released_at: int, session_count: in
     return Announcement("BatchReleased", detail)
 
 
-def _export(release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any], metrics: str | None) -> Announcement:
+def _export(
+    release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any], reports: tuple[str | None, Mapping[str, str]]
+) -> Announcement:
+    metrics, experiment_sums = reports
     detail = {
         "release_id": release_id,
         "batch_id": batch_id,
@@ -74,6 +78,7 @@ def _export(release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any],
         "session_count": counts[0],
         "event_count": counts[1],
         "metrics": json.loads(metrics or "{}"),
+        "experiments": report_of_recorded(experiment_sums),
     }
     return Announcement("BatchExported", detail)
 
@@ -92,7 +97,8 @@ def exported(old: Image | None, new: Image | None, lake: Lake) -> Announcement |
     if old and old.get("dataset_status") == "exported":
         return None
     counts = (_number(new["exported_sessions"]), _number(new["exported_events"]))
-    return _export(new["release_id"], new["batch_id"], lake, counts, new.get("metrics"))
+    reports = (new.get("metrics"), new.get("experiment_sums") or {})
+    return _export(new["release_id"], new["batch_id"], lake, counts, reports)
 
 
 def task_pending(old: Image | None, new: Image | None) -> Announcement | None:
@@ -115,7 +121,8 @@ def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
     dataset = batch.dataset
     if dataset.status == "exported":
         counts = (dataset.session_count, dataset.event_count)
-        said.append(_export(batch.release_id, batch.batch_id, lake, counts, dataset.metrics))
+        reports = (dataset.metrics, dataset.experiment_sums)
+        said.append(_export(batch.release_id, batch.batch_id, lake, counts, reports))
     return said
 
 

@@ -11,10 +11,11 @@ import re
 import threading
 
 from clickstream.domain.context import Context
+from clickstream.domain.datasets.experiments import report_of_recorded
 from clickstream.domain.datasets.layout import manifest_key
 from clickstream.errors import BatchNotFound
 from clickstream.records import BatchRecord, Pointer
-from clickstream.reports import BatchList, BatchView, DatasetView, QualityReport
+from clickstream.reports import BatchList, BatchView, DatasetView, ExperimentReport, QualityReport
 from clickstream.storage.lake import Lake
 
 _OPENED_IN_ID = re.compile(r"^b-(\d{13})-")
@@ -87,6 +88,12 @@ class BatchDirectory:
                 parts=dataset.parts if exported else None,
             ),
             metrics=QualityReport.model_validate(json.loads(dataset.metrics)) if exported and dataset.metrics else None,
+            experiments=[
+                ExperimentReport.model_validate(entry) for entry in report_of_recorded(dataset.experiment_sums)
+            ]
+            if exported
+            else None,
+            experiments_truncated=dataset.experiments_truncated,
         )
 
 
@@ -100,6 +107,7 @@ def _collecting(pointer: Pointer | None, batch_id: str) -> BatchView:
         session_count=None,
         dataset=None,
         metrics=None,
+        experiments=None,
     )
 
 

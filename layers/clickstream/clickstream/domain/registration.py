@@ -247,4 +247,5 @@ def _stored(search: Search, place: Place) -> StoredSession:
         is_irrelevant=False,
         is_payload_search=search.is_payload_search,
         document=search.document,
+        experiment=search.experiment,
     )

@@ -38,6 +38,7 @@ class Search:
     user_id: str | None
     is_payload_search: bool
     document: str  # the JSON object text of query, results, meta, filter and sort
+    experiment: str | None = None  # the JSON object text of {"id", "variant"}
 
 
 def json_text(field: str, value: object) -> str:
@@ -82,7 +83,10 @@ class InputRules:
             for name, member in members.items():  # name the member at fault
                 json_text(name, member)
             raise
-        size = wire_size(document) + wire_size(new.session_id) + wire_size(new.user_id or "")
+        experiment = None if new.experiment is None else encode_json(new.experiment.model_dump())
+        size = (
+            wire_size(document) + wire_size(new.session_id) + wire_size(new.user_id or "") + wire_size(experiment or "")
+        )
         if size > MAX_SESSION_BYTES:
             raise PayloadTooLarge("session", size, MAX_SESSION_BYTES)
         return Search(
@@ -91,6 +95,7 @@ class InputRules:
             user_id=new.user_id,
             is_payload_search=new.is_payload_search,
             document=document,
+            experiment=experiment,
         )
 
     def events(self, events: list[NewEvent], now: int) -> list[StoredEvent]:

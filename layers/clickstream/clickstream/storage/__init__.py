@@ -13,6 +13,7 @@ from clickstream.settings import Settings
 from clickstream.storage.batch_records import BatchRecords
 from clickstream.storage.claims import Claims
 from clickstream.storage.events import Events
+from clickstream.storage.experiments import ExperimentRecords
 from clickstream.storage.plumbing import Dynamo, new_client
 from clickstream.storage.pointer import CollectingPointer
 from clickstream.storage.releases import Releases
@@ -35,6 +36,7 @@ class Storage:
     sessions: SessionSlots
     events: Events
     tasks: Tasks
+    experiments: ExperimentRecords
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
@@ -51,6 +53,7 @@ class Storage:
             sessions=SessionSlots(dynamo, settings.sessions_table),
             events=Events(dynamo, settings.events_table),
             tasks=Tasks(dynamo, settings.tasks_table),
+            experiments=ExperimentRecords(dynamo, settings.batches_table),
         )
 
     @property

@@ -32,6 +32,8 @@ def _dataset(item: Item) -> Dataset:
         event_count=optional_n(item, "exported_events"),
         parts=optional_n(item, "exported_parts"),
         metrics=optional_s(item, "metrics"),
+        experiment_sums={name: value["S"] for name, value in item.get("experiment_sums", {}).get("M", {}).items()},
+        experiments_truncated=item.get("experiments_truncated", {}).get("BOOL", False),
     )
 
 
@@ -130,26 +132,32 @@ class BatchRecords:
     def finish_export(self, batch_id: str, dataset: Dataset) -> bool:
         """The dataset exists (its manifest is written): record it. Only by the export that holds it;
         repeatable. Its stream record announces the export (BatchExported)."""
+        values: Item = {
+            ":exported": s("exported"),
+            ":exporting": s("exporting"),
+            ":export": s(dataset.export_id or ""),
+            ":at": n(dataset.exported_at or 0),
+            ":sessions": n(dataset.session_count or 0),
+            ":events": n(dataset.event_count or 0),
+            ":parts": n(dataset.parts or 0),
+            ":metrics": s(dataset.metrics or "{}"),
+        }
+        update = (
+            "SET dataset_status = :exported, exported_at = :at, exported_sessions = :sessions, "
+            "exported_events = :events, exported_parts = :parts, #metrics = :metrics"
+        )
+        if dataset.experiment_sums:  # batches without experiments keep the record as it always was
+            update += ", experiment_sums = :experiments, experiments_truncated = :truncated"
+            values[":experiments"] = {"M": {name: s(sums) for name, sums in dataset.experiment_sums.items()}}
+            values[":truncated"] = {"BOOL": dataset.experiments_truncated}
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key=batch_key(batch_id),
-            UpdateExpression=(
-                "SET dataset_status = :exported, exported_at = :at, exported_sessions = :sessions, "
-                "exported_events = :events, exported_parts = :parts, #metrics = :metrics"
-            ),
+            UpdateExpression=update,
             ConditionExpression="export_id = :export AND dataset_status IN (:exporting, :exported)",
             ExpressionAttributeNames={"#metrics": "metrics"},  # a reserved word
-            ExpressionAttributeValues={
-                ":exported": s("exported"),
-                ":exporting": s("exporting"),
-                ":export": s(dataset.export_id or ""),
-                ":at": n(dataset.exported_at or 0),
-                ":sessions": n(dataset.session_count or 0),
-                ":events": n(dataset.event_count or 0),
-                ":parts": n(dataset.parts or 0),
-                ":metrics": s(dataset.metrics or "{}"),
-            },
+            ExpressionAttributeValues=values,
         )
         return response is not None
 

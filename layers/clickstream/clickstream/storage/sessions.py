@@ -38,6 +38,7 @@ def _session(item: Item, batch_id: str) -> StoredSession:
         is_irrelevant=item["is_irrelevant"]["BOOL"],
         is_payload_search=item["is_payload_search"]["BOOL"],
         document=item["document"]["S"],
+        experiment=optional_s(item, "experiment"),
     )
 
 
@@ -59,6 +60,8 @@ class SessionSlots:
         }
         if session.user_id is not None:
             item["user_id"] = s(session.user_id)
+        if session.experiment is not None:
+            item["experiment"] = s(session.experiment)
         return self._dynamo.put_new(self._table, item, "session_number")
 
     def put_tombstone(self, place: Place) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from clickstream.domain.context import Context
+from clickstream.domain.datasets.experiments import experiments_report, merge_sums, recordable_sums
 from clickstream.domain.datasets.layout import (
     FORMAT,
     SCHEMA_VERSION,
@@ -88,9 +89,14 @@ class Exporter:
         if totals.get("sessions", 0) != record.session_count:
             raise ExportSessionsMismatch(job.batch_id, totals.get("sessions", 0), record.session_count)
         metrics = self._report(job.batch_id, ranges, totals)
+        experiment_sums = merge_sums(summary.get("experiments", {}) for summary in summaries)
+        recorded, truncated = recordable_sums(experiment_sums)
+        for experiment_id in recorded:  # named before the dataset is: a reader keeps only exported batches
+            self._storage.experiments.add_batch(experiment_id, job.batch_id)
         exported_at = self._context.clock()
         parts = [part for summary in summaries for part in summary["parts"]]
         manifest = _manifest(job, record, exported_at, parts, metrics)
+        manifest["experiments"] = experiments_report(experiment_sums)
         self._lake.put_bytes(manifest_key(job.batch_id), json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
         dataset = Dataset(
             "exported",
@@ -100,6 +106,8 @@ class Exporter:
             event_count=manifest["event_count"],
             parts=len(parts),
             metrics=recordable_metrics(metrics),
+            experiment_sums=recorded,
+            experiments_truncated=truncated,
         )
         if not self._storage.batches.finish_export(job.batch_id, dataset):
             raise ExportNotReady(f"export {job.export_id} no longer holds batch {job.batch_id}")

@@ -73,7 +73,7 @@ class PartAggregate:
             self.no_results_queries[query_text(document.get("search_query"))] += 1
             return
         self.with_results += 1
-        positions = _first_positions(results)
+        positions = first_positions(results)
         clicked = [positions[click.object_id] for click in clicks if click.object_id in positions]
         self.positioned_clicks += len(clicked)
         self.position_sum += sum(clicked)
@@ -103,7 +103,7 @@ class PartAggregate:
         }
 
 
-def _first_positions(results: list[dict[str, Any]]) -> dict[str, int]:
+def first_positions(results: list[dict[str, Any]]) -> dict[str, int]:
     """object_id -> the 1-based index of the first result showing it."""
     positions: dict[str, int] = {}
     for index, result in enumerate(results, start=1):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from clickstream.domain.context import Context
+from clickstream.domain.datasets.experiments import ExperimentAggregate
 from clickstream.domain.datasets.layout import (
     MAX_PART_BYTES,
     NumberRange,
@@ -72,6 +73,7 @@ class RangeWriter:
     job: ExportJob
     number_range: NumberRange
     aggregate: PartAggregate = field(default_factory=PartAggregate)
+    experiments: ExperimentAggregate = field(default_factory=ExperimentAggregate)
     parts: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self) -> dict[str, Any]:
@@ -89,7 +91,12 @@ class RangeWriter:
             if current is not None:
                 self._close(current)
             self._store_lists(folder)
-        summary = {"range": self.number_range.index, "parts": self.parts, "scalars": self.aggregate.scalars()}
+        summary = {
+            "range": self.number_range.index,
+            "parts": self.parts,
+            "scalars": self.aggregate.scalars(),
+            "experiments": self.experiments.sums(),
+        }
         self.lake.put_bytes(range_summary_key(self.job.batch_id, self.number_range.index), _json(summary))
         return summary
 
@@ -132,7 +139,9 @@ class RangeWriter:
         part.first_number = part.first_number or session.session_number
         part.last_number = session.session_number
         flags = (session.is_irrelevant, session.is_payload_search)
-        self.aggregate.add(json.loads(session.document), session.created_at, flags, events)
+        document = json.loads(session.document)
+        self.aggregate.add(document, session.created_at, flags, events)
+        self.experiments.add(session.experiment, document, events)
 
     def _close(self, part: _OpenPart) -> None:
         part.gzip.close()
