@@ -118,7 +118,8 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     run("BatchReleaseFunction", load_event("batch_release"))
     run("BatchReleaseFunction", load_event("batch_release"))  # idempotent: read back
     page(batch_id)  # a released batch
-    run("CollectionFunction", with_body("register_session", new_session_body("sess-next")))  # opens a batch
+    tagged = new_session_body("sess-next", experiment={"id": "ranker-v7", "variant": "control"})
+    run("CollectionFunction", with_body("register_session", tagged))  # opens a batch
     clicks = {"session_id": "sess-next", "events": [{"event_id": "e-next", "object_id": "shoe-17"}]}
     run("CollectionFunction", with_body("add_events", clicks))
     listing = copy.deepcopy(load_event("batch_sessions"))
@@ -130,6 +131,8 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     assert invoke("BatchReleaseFunction", {"release_id": "release-direct"})["session_count"] == 1
     recorder.function = "ExportFunction"
     export_with_retention(invoke, lake_dir, "release-direct")
+    recorder.function = "BatchSessionsFunction"
+    assert run("BatchSessionsFunction", load_event("get_experiment")).body["batches"]  # the export named it
     recorder.function = "OutboxFunction"  # Lambda reads its streams; a replay reads the records
     replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [batch_id], "session_ids": ["sess-abc123"]}})
     assert replayed == {batch_id: ["BatchReleased"], "sess-abc123": []}  # its task is done: not sent again
