@@ -93,6 +93,7 @@ class FakeApi:
         self.batches: list[Batch] = []  # oldest first
         self.tasks: dict[str, JSONObject] = {}  # by session_id, in scheduling order
         self.task_sequence = 0
+        self.experiments: dict[str, JSONObject] = {}  # GET /experiment answers, by id
 
     # Test helpers
 
@@ -274,6 +275,14 @@ class FakeApi:
         next_id = page[-1].batch_id if len(newest_first) > limit else None
         return {"batches": [batch.view() for batch in page], "next": next_id}
 
+    def get_experiment(self, query: dict[str, str], body: Any) -> JSONObject:
+        experiment_id = query.get("experiment_id", "")
+        if not experiment_id:
+            raise invalid("experiment_id", "Field required")
+        if experiment_id not in self.experiments:
+            raise not_found(f"No exported batch has the experiment with id={experiment_id}")
+        return self.experiments[experiment_id]
+
     def batch_sessions(self, query: dict[str, str], body: Any) -> JSONObject:
         batch = self._batch(query.get("batch_id", ""))
         after_number = int(query.get("after_number", "0"))
@@ -374,6 +383,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/batch/release"): FakeApi.release,
     ("GET", "/batch"): FakeApi.get_batch,
     ("GET", "/batches"): FakeApi.list_batches,
+    ("GET", "/experiment"): FakeApi.get_experiment,
     ("GET", "/batch/sessions"): FakeApi.batch_sessions,
 }
 

@@ -196,6 +196,21 @@ def test_use_schedules_and_summarises(url: str, api: FakeApi, capsys: pytest.Cap
     assert len(api.requests_to("/session/use-for-improvement")) == 4  # each id once
 
 
+def test_experiment_prints_the_report_or_exits_1_for_an_unknown_one(
+    url: str, api: FakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.experiments["ranker-v7"] = {"id": "ranker-v7", "variants": [], "batches": ["b-0001", "b-0002"]}
+
+    status, out, _ = run(capsys, "--url", url, "experiment", "ranker-v7")
+    assert status == 0
+    assert json.loads(out)["batches"] == ["b-0001", "b-0002"]
+
+    status, out, err = run(capsys, "--url", url, "experiment", "never-run")
+    assert (status, out) == (1, "")
+    assert "No exported batch has the experiment with id=never-run" in err
+    assert "Traceback" not in err
+
+
 def test_use_exits_1_when_an_id_is_not_found_or_fails(
     url: str, api: FakeApi, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -127,6 +127,15 @@ def test_get_batch_and_release(client: Client, api: FakeApi) -> None:
         client.release("release-2")
 
 
+def test_get_experiment_asks_for_the_id_and_raises_not_found_for_an_unknown_one(client: Client, api: FakeApi) -> None:
+    api.experiments["ranker v7/β"] = {"id": "ranker v7/β", "batches": ["b-0001"]}
+
+    assert client.get_experiment("ranker v7/β")["batches"] == ["b-0001"]
+    assert api.requests_to("/experiment")[-1].query == {"experiment_id": "ranker v7/β"}
+    with pytest.raises(NotFound, match="never-run"):
+        client.get_experiment("never-run")
+
+
 def test_use_for_improvement_schedules_or_says_why_not(client: Client, api: FakeApi) -> None:
     api.add_batch(2, events_per_session=1)
     client.register_session(session_id="quiet", search_query="q", search_results=[])

@@ -131,7 +131,6 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     assert invoke("BatchReleaseFunction", {"release_id": "release-direct"})["session_count"] == 1
     recorder.function = "ExportFunction"
     export_with_retention(invoke, lake_dir, "release-direct")
-    recorder.function = "BatchSessionsFunction"
     assert run("BatchSessionsFunction", load_event("get_experiment")).body["batches"]  # the export named it
     recorder.function = "OutboxFunction"  # Lambda reads its streams; a replay reads the records
     replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [batch_id], "session_ids": ["sess-abc123"]}})

@@ -168,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("batch_id", metavar="BATCH_ID", help="the batch to show")
 
+    experiment = add_command(
+        "experiment",
+        run_experiment,
+        "Show one experiment across releases",
+        "Its variants (sessions, CTR and MRR with 95 %% intervals), each variant against the baseline (difference, "
+        "interval, p-value), the sample-ratio check and the interleaving credit, over every exported batch that "
+        "has it, as JSON.",
+        "  clickstream --url http://127.0.0.1:3000 experiment ranker-v7\n"
+        "  clickstream --stack clickstream experiment ranker-v7 | jq '.comparisons[] | select(.p_value < 0.05)'",
+    )
+    experiment.add_argument("experiment_id", metavar="ID", help="the experiment id the front end tagged sessions with")
+
     batches = add_command(
         "batches",
         run_batches,
@@ -285,6 +297,11 @@ def run_sessions(client: Client, args: argparse.Namespace) -> int:
 def run_batch(client: Client, args: argparse.Namespace) -> int:
     _print_json(client.get_batch(args.batch_id))
     return EXIT_OK
+
+
+def run_experiment(client: Client, args: argparse.Namespace) -> int:
+    _print_json(client.get_experiment(args.experiment_id))
+    return 0
 
 
 def run_batches(client: Client, args: argparse.Namespace) -> int:

@@ -128,6 +128,11 @@ class Client:
         """A batch's status, release, dataset and quality metrics."""
         return self._request("GET", "/batch", query={"batch_id": batch_id})
 
+    def get_experiment(self, experiment_id: str) -> JSONObject:
+        """An experiment over every exported batch that has it: per variant CTR and MRR with 95 % intervals,
+        each variant against the baseline, the sample-ratio check, interleaving credit, and its ``batches``."""
+        return self._request("GET", "/experiment", query={"experiment_id": experiment_id})
+
     def list_batches(self, *, page_size: int = 20) -> Iterator[JSONObject]:
         """Every batch, newest first (the collecting one, if any, first), fetched ``page_size`` at a time."""
         return self._follow_next("/batches", {"limit": page_size}, "batches", "before")
