@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report_cost import cost_section
+from bench.report_experiments import experiments_section
 from bench.report_export import export_section
 from local.request_counts import Case, counts_table
 
@@ -415,5 +416,7 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
         lines += [*cost_section(results["cost"], (before or {}).get("cost")), ""]
     if results.get("size"):
         lines += [*_sizes(results["size"]), ""]
+    if results.get("experiments"):
+        lines += [*experiments_section(results["experiments"]), ""]
     lines += [*_changes(results, before), ""]
     return "\n".join(lines).rstrip() + "\n"

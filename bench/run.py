@@ -3,7 +3,8 @@
 Prints a summary and writes bench/results.json and bench/RESULTS.md. Not part of `make test`; the
 request counts it documents are checked there by tests/test_request_counts.py.
 
-    python -m bench.run [--quick] [--skip-build] [--only coldstart,overhead,counts,paging,throughput,export,cost,size]
+    python -m bench.run [--quick] [--skip-build]
+        [--only coldstart,overhead,counts,paging,throughput,export,cost,size,experiments]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ RESULTS_JSON = BENCH_DIR / "results.json"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 BEFORE_JSON = BENCH_DIR / "results-before.json"  # the run before the speed work, kept for comparison
 WORK = BENCH_DIR / ".work"
-SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "export", "cost", "size")
+SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "export", "cost", "size", "experiments")
 COST_BEFORE_JSON = BENCH_DIR / "cost-before.json"  # the cost run before the scale work (3 writes a session)
 
 
@@ -43,6 +44,7 @@ def _settings(quick: bool) -> dict[str, Any]:
         "cost_sessions": 200 if quick else 1000,
         "export_sizes": [1000, 5000] if quick else [5000, 20000, 50000],
         "export_range_sessions": 20000,
+        "experiment_repeats": 60 if quick else 200,
     }
 
 
@@ -105,6 +107,13 @@ def _print_cost(cost: dict[str, Any]) -> None:
         print(f"  {part:40} ${value:8.2f}")
 
 
+def _print_experiments(experiments: dict[str, Any]) -> None:
+    print("\nsessions for 80% power (simulated rankers)")
+    for name, figures in experiments["methods"].items():
+        print(f"  {name:28} {figures['sessions']:>8,}  (power {figures['power']:.2f})")
+    print(f"  A/B on CTR / interleaving: {experiments['ratio_ab_ctr_to_interleaving']:g}x")
+
+
 def _print_size(size: dict[str, Any]) -> None:
     if not size.get("built"):
         print(f"\nbuild failed: {size.get('error')}")
@@ -122,6 +131,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
         "export": _print_export,
         "cost": _print_cost,
         "size": _print_size,
+        "experiments": _print_experiments,
     }
     for section, printer in printers.items():
         if results.get(section):
@@ -134,7 +144,7 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
     from bench.env import BenchEnv
 
     env = BenchEnv()  # first: the functions' environment, read by Powertools when the layer is imported
-    from bench import coldstart, cost, export, paging, size, throughput, warm
+    from bench import coldstart, cost, experiments, export, paging, size, throughput, warm
 
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"settings": settings, "section_seconds": {}}
@@ -182,6 +192,10 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
         ),
         "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
         "size": ("build and sizes", lambda: size.build_sizes(run_build=run_build)),
+        "experiments": (
+            "experiments: sessions for 80% power (simulated)",
+            lambda: experiments.measure(settings["experiment_repeats"]),
+        ),
     }
     for section, (label, run) in standalone.items():
         if section in sections:
@@ -214,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         if not cases:
             cases = [Case(**case) for case in previous.get("request_counts", [])]
             results.setdefault("request_counts", previous.get("request_counts", []))
-        for section in ("coldstart", "overhead", "paging", "throughput", "export", "cost", "size"):
+        for section in ("coldstart", "overhead", "paging", "throughput", "export", "cost", "size", "experiments"):
             if section not in results and previous.get(section):
                 results[section] = previous[section]
                 kept.append(section)
