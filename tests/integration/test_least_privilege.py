@@ -118,15 +118,13 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     run("BatchReleaseFunction", load_event("batch_release"))
     run("BatchReleaseFunction", load_event("batch_release"))  # idempotent: read back
     page(batch_id)  # a released batch
-    tagged = new_session_body("sess-next", experiment={"id": "ranker-v7", "variant": "control"})
-    run("CollectionFunction", with_body("register_session", tagged))  # opens a batch
+    tagged = with_body(
+        "register_session", new_session_body("sess-next", experiment={"id": "ranker-v7", "variant": "b"})
+    )
+    run("CollectionFunction", tagged)  # opens a batch
     clicks = {"session_id": "sess-next", "events": [{"event_id": "e-next", "object_id": "shoe-17"}]}
     run("CollectionFunction", with_body("add_events", clicks))
-    listing = copy.deepcopy(load_event("batch_sessions"))
-    listing["rawPath"] = "/batches"
-    listing["requestContext"]["http"]["path"] = "/batches"
-    listing["queryStringParameters"] = {}
-    run("BatchSessionsFunction", listing)
+    run("BatchSessionsFunction", load_event("list_batches"))
     recorder.function = "BatchReleaseFunction"
     assert invoke("BatchReleaseFunction", {"release_id": "release-direct"})["session_count"] == 1
     recorder.function = "ExportFunction"
