@@ -245,7 +245,8 @@ def recordable_sums(sums: Sums) -> tuple[dict[str, str], bool]:
     kept: dict[str, str] = {}
     room = MAX_RECORDED_EXPERIMENTS_BYTES
     for experiment_id in by_size:
-        size = len(json.dumps(experiment_report(experiment_id, sums[experiment_id]), ensure_ascii=False))
+        report = json.dumps(experiment_report(experiment_id, sums[experiment_id]), ensure_ascii=False)
+        size = len(report.encode("utf-8"))
         if size <= room:
             kept[experiment_id] = json.dumps(sums[experiment_id], ensure_ascii=False, separators=(",", ":"))
             room -= size
