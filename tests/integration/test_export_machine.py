@@ -181,6 +181,7 @@ def test_the_export_is_announced_once_with_its_manifest_counts_and_report(export
         "session_count": 5,
         "event_count": manifest["event_count"],
         "metrics": manifest["metrics"],
+        "experiments": manifest["experiments"],  # none here: []
     }
 
 
