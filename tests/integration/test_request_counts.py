@@ -7,7 +7,10 @@ is regenerated, so the rise shows in that file's diff.
 
 from __future__ import annotations
 
+from typing import cast
+
 from clickstream import runtime
+from clickstream.storage import Storage
 from local.request_counts import RequestCounter, documented_counts, run_scenario
 from local.template import ROOT
 from tests.conftest import local_functions
@@ -17,7 +20,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 
 def test_no_call_issues_more_dynamodb_requests_than_documented(tables: dict[str, str]) -> None:
     documented = documented_counts(RESULTS.read_text(encoding="utf-8"))
-    counter = RequestCounter(runtime.get_service().storage.client)
+    counter = RequestCounter(cast(Storage, runtime.get_service().storage).client)
     try:
         cases = run_scenario(local_functions().call, counter)
     finally:

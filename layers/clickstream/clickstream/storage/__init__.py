@@ -1,7 +1,8 @@
 """Every DynamoDB call of the service, one gateway per table or aggregate. Nothing above imports boto3.
 
-The gateways share one client and its conventions (`plumbing`); the domain reaches them through
-`Storage`, built once per container.
+The gateways share one client and its conventions (`plumbing`). Each implements a port of the domain
+(`clickstream.domain.ports`) structurally; `Storage`, built once per container, is the `Stores` the
+domain's Context carries. Stream images are decoded here too (`changes`), by the gateways' own decoders.
 """
 
 from __future__ import annotations
