@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
@@ -36,6 +36,7 @@ from local.template import load_template, table_definitions
 if TYPE_CHECKING:
     from botocore.model import OperationModel
 
+    from clickstream.storage import Storage
     from local.harness import LocalFunctions
 
 MILLION = 1_000_000
@@ -293,7 +294,6 @@ def stdout_bytes() -> Iterator[list[int]]:
 def measure(sessions: int) -> dict[str, Any]:
     """Run the workload on a fresh dynalite and price it per million sessions."""
     from local.harness import LocalFunctions
-    from local.lambda_runtime import put_layers_on_path
 
     warnings.filterwarnings("ignore", "No application metrics to publish")  # calls that count nothing
     with tempfile.TemporaryDirectory() as logs, dynalite_server(Path(logs) / "dynalite.log") as endpoint:
@@ -302,15 +302,14 @@ def measure(sessions: int) -> dict[str, Any]:
         lake_dir = Path(logs) / "lake"
         os.environ["LAKE_DIR"] = str(lake_dir)
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-        put_layers_on_path()  # Powertools reads its settings when the layer is first imported
-        from clickstream import runtime
+        from clickstream import runtime  # after the environment: Powertools reads its settings at import
 
         try:
             names = local_table_names()
             ensure_tables(dynamodb_client(endpoint), names)
             runtime.reset()
             meter = CapacityMeter(_index_counts(names))
-            meter.attach(runtime.get_service().storage.client)
+            meter.attach(cast("Storage", runtime.get_service().storage).client)
             with stdout_bytes() as logged:
                 Workload(LocalFunctions(instances_per_function=1), meter, sessions, lake_dir).run()
             lake = LakeFootprint.of(lake_dir)

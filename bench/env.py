@@ -8,12 +8,11 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from local.apigateway import HttpResult
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.lambda_runtime import put_layers_on_path
 
 if TYPE_CHECKING:
     from clickstream.settings import Settings
@@ -63,8 +62,7 @@ class BenchEnv:
         # No X-Ray daemon here: the in-process figures are for tracing off (cold start measures both).
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)  # metrics are flushed (to stdout) as in Lambda
-        put_layers_on_path()
-        from local.harness import LocalFunctions
+        from local.harness import LocalFunctions  # after the environment: Powertools reads it at import
 
         self.functions: LocalFunctions = LocalFunctions(instances_per_function=1)
         self.fresh_tables()
@@ -101,7 +99,7 @@ class BenchEnv:
     def storage(self) -> Storage:
         from clickstream import runtime
 
-        return runtime.get_service().storage
+        return cast("Storage", runtime.get_service().storage)
 
     def close(self) -> None:
         self.dynamodb.stop()

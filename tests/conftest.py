@@ -21,7 +21,6 @@ from werkzeug.serving import make_server
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.lambda_runtime import put_layers_on_path
 from local.processes import free_port
 from local.queues import ensure_queues
 from tests.support import TEST_ENVIRONMENT
@@ -36,9 +35,8 @@ for _name, _value in {
     "POWERTOOLS_SERVICE_NAME": "clickstream",
 }.items():
     os.environ.setdefault(_name, _value)
-put_layers_on_path()
 
-from clickstream import runtime  # noqa: E402 - the layer is on the path only now
+from clickstream import runtime  # noqa: E402 - after the settings Powertools reads at import
 from clickstream.service import Clickstream  # noqa: E402
 from clickstream.settings import Settings  # noqa: E402
 from clickstream.storage import Storage  # noqa: E402
