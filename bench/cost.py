@@ -26,17 +26,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.processes import dynalite_server
 from local.template import load_template, table_definitions
+from tests.support.processes import dynalite_server
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel
 
-    from clickstream.storage import Storage
+    from bench.request_counts import service_dynamodb_client
     from local.harness import LocalFunctions
 
 MILLION = 1_000_000
@@ -307,9 +307,8 @@ def measure(sessions: int) -> dict[str, Any]:
         try:
             names = local_table_names()
             ensure_tables(dynamodb_client(endpoint), names)
-            runtime.reset()
             meter = CapacityMeter(_index_counts(names))
-            meter.attach(cast("Storage", runtime.get_service().storage).client)
+            meter.attach(service_dynamodb_client())
             with stdout_bytes() as logged:
                 Workload(LocalFunctions(instances_per_function=1), meter, sessions, lake_dir).run()
             lake = LakeFootprint.of(lake_dir)

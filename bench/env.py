@@ -8,15 +8,16 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from local.apigateway import HttpResult
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
     from clickstream.settings import Settings
-    from clickstream.storage import Storage
     from local.harness import LocalFunctions
 
 
@@ -68,18 +69,20 @@ class BenchEnv:
         self.fresh_tables()
 
     def fresh_tables(self) -> None:
-        from clickstream import runtime
-
         self.dynamodb.reset()
         ensure_tables(dynamodb_client(self.dynamodb.endpoint), local_table_names())
-        runtime.reset()
+        self._new_container()
 
     def set_environment(self, **values: str) -> None:
-        """Change the functions' settings; the service is rebuilt on its next use (a new container)."""
-        from clickstream import runtime
-
+        """Change the functions' settings; the service is rebuilt (a new container)."""
         os.environ.update(values)
-        runtime.reset()
+        self._new_container()
+
+    def _new_container(self) -> None:
+        """A fresh service, built now so that its DynamoDB client is known (to instrument it)."""
+        from bench.request_counts import service_dynamodb_client
+
+        self._service_client = service_dynamodb_client()
 
     def send(self, route: str, *, body: Any = None, query: dict[str, str] | None = None) -> HttpResult:
         return self.functions.call(route, body=body, query=query)
@@ -96,10 +99,9 @@ class BenchEnv:
 
         return get_settings()
 
-    def storage(self) -> Storage:
-        from clickstream import runtime
-
-        return cast("Storage", runtime.get_service().storage)
+    def service_client(self) -> DynamoDBClient:
+        """The DynamoDB client the functions' service uses (the same instance until the next new container)."""
+        return self._service_client
 
     def close(self) -> None:
         self.dynamodb.stop()

@@ -19,15 +19,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.processes import dynalite_server
+from tests.support.processes import dynalite_server
 
 if TYPE_CHECKING:
     from clickstream.service import Clickstream
-    from clickstream.storage import Storage
 
 CLICKS_PER_SESSION = 2
 RESULTS_SHOWN = 10
@@ -106,7 +105,7 @@ def load_batch(service: Clickstream, sessions: int) -> str:
         for click in range(CLICKS_PER_SESSION):
             clicked = f"item-{(number + click * 3) % 997}"
             events.put(session_id, StoredEvent(f"c{click}", clicked, "click", now - 30_000 + click, None))
-    buffered.flush(cast("Storage", storage).client)
+    buffered.flush(dynamodb_client(os.environ["AWS_ENDPOINT_URL_DYNAMODB"]))
     release_id = f"release-bench-{sessions}"
     released = service.release(release_id)
     assert released.session_count == sessions, released

@@ -8,7 +8,6 @@ domain's Context carries. Stream images are decoded here too (`changes`), by the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from clickstream.settings import Settings
 from clickstream.storage.batch_records import BatchRecords
@@ -19,9 +18,6 @@ from clickstream.storage.pointer import CollectingPointer
 from clickstream.storage.releases import Releases
 from clickstream.storage.sessions import SessionSlots
 from clickstream.storage.tasks import Tasks
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
 @dataclass(frozen=True)
@@ -53,10 +49,6 @@ class Storage:
             events=Events(dynamo, settings.events_table),
             tasks=Tasks(dynamo, settings.tasks_table),
         )
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self.dynamo.client
 
 
 __all__ = ["Storage"]
