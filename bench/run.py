@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local.request_counts import Case
+from bench.request_counts import Case
 from local.template import ROOT
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -140,11 +140,35 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
             _print_counts(cases)
 
 
+def _standalone_sections(settings: dict[str, Any], run_build: bool) -> dict[str, tuple[str, Callable[[], Any]]]:
+    """The sections that start their own servers or builds: label and measurement."""
+    from bench import cost, experiments, export, size, throughput
+
+    return {
+        "throughput": (
+            "throughput",
+            lambda: throughput.registrations(
+                settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
+            ),
+        ),
+        "export": (
+            "export throughput and memory (dynalite)",
+            lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
+        ),
+        "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
+        "size": ("build and sizes", lambda: size.build_sizes(run_build=run_build)),
+        "experiments": (
+            "experiments: sessions for 80% power (simulated)",
+            lambda: experiments.measure(settings["experiment_repeats"]),
+        ),
+    }
+
+
 def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> tuple[dict[str, Any], list[Case]]:
     from bench.env import BenchEnv
 
     env = BenchEnv()  # first: the functions' environment, read by Powertools when the layer is imported
-    from bench import coldstart, cost, experiments, export, paging, size, throughput, warm
+    from bench import coldstart, paging, warm
 
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"settings": settings, "section_seconds": {}}
@@ -179,24 +203,7 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
             lap("paging")
     finally:
         env.close()
-    standalone: dict[str, tuple[str, Callable[[], Any]]] = {
-        "throughput": (
-            "throughput",
-            lambda: throughput.registrations(
-                settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
-            ),
-        ),
-        "export": (
-            "export throughput and memory (dynalite)",
-            lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
-        ),
-        "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
-        "size": ("build and sizes", lambda: size.build_sizes(run_build=run_build)),
-        "experiments": (
-            "experiments: sessions for 80% power (simulated)",
-            lambda: experiments.measure(settings["experiment_repeats"]),
-        ),
-    }
+    standalone = _standalone_sections(settings, run_build)
     for section, (label, run) in standalone.items():
         if section in sections:
             print(f"{label} ...", flush=True)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeDeserializer
 
 from clickstream.domain.announcements import announcements_of, exported
 from clickstream.domain.datasets.experiments import experiments_report
@@ -20,6 +19,7 @@ from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from clickstream.storage.batch_records import batch_key
+from clickstream.storage.changes import decode_change
 from local.apigateway import HttpResult
 from tests.support import now_ms, sample_event
 from tests.support.datasets import dataset_sessions, manifest, run_export
@@ -93,8 +93,7 @@ def test_the_export_reports_experiments_in_the_manifest_the_batch_and_the_announ
     assert announced.detail["experiments"] == expected
     item = storage.dynamo.get(exporting.settings.batches_table, batch_key(batch_id))
     assert item is not None
-    image = {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
-    from_stream = exported({"dataset_status": "exporting"}, image, exporting.lake)
+    from_stream = exported(decode_change(None, item), exporting.lake)  # the record's stream image, decoded
     assert from_stream is not None
     assert from_stream.detail["experiments"] == expected
 

@@ -12,23 +12,13 @@ DynamoDB calls: GetItem, UpdateItem on BatchesTable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from clickstream.records import BatchExperiment
 from clickstream.storage.batch_records import batch_key
 from clickstream.storage.plumbing import Dynamo, optional_s, s
 
 
 def experiment_key(experiment_id: str) -> dict[str, dict[str, str]]:
     return {"pk": s(f"experiment#{experiment_id}")}
-
-
-@dataclass(frozen=True)
-class BatchExperiment:
-    """One batch's sums of one experiment, and whether the batch's dataset is exported."""
-
-    batch_id: str
-    exported: bool
-    sums: str | None  # JSON text; None when the batch's record holds none for the experiment
 
 
 class ExperimentRecords:
