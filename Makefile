@@ -56,7 +56,7 @@ run: install
 #   make invoke FUNCTION=CollectionFunction EVENT=events/register_session.json
 invoke: install
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=events/<file>.json"; exit 2; }
-	$(BIN)/python -m local.invoke $(FUNCTION) $(EVENT)
+	PORT=$(PORT) $(BIN)/python -m local.invoke $(FUNCTION) $(EVENT)
 
 # Opt-in: the client, signed, through every route of a deployed stack (credentials from the usual places).
 #   make smoke STACK=clickstream-dev [REGION=eu-west-1] [SMOKE_RELEASE=1: also release its collecting batch]
