@@ -6,6 +6,7 @@ Unknown fields are ignored, so EmbeddingStudio clients that send extra fields ke
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -69,9 +71,28 @@ class SortBy(_Input):
     force_not_payload: bool = False
 
 
+# An integer rank stays an integer (1 comes back as 1, 1.5 as 1.5), within the integers a double holds exactly,
+# so every reader of the dataset (Athena's double column, DuckDB) gets the same value.
+MAX_EXACT_INTEGER = 2**53
+
+
+def _rank(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (within the range of a double)")
+    if isinstance(value, int) and abs(value) > MAX_EXACT_INTEGER:
+        raise ValueError(f"an integer rank must lie within -2^53..2^53 ({MAX_EXACT_INTEGER})")
+    return value
+
+
+# A JSON number either way: the same schema in requests and responses.
+Rank = Annotated[int | float, PlainValidator(_rank), WithJsonSchema({"type": "number"})]
+
+
 class SearchResult(_Input):
     object_id: Identifier
-    rank: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    rank: Rank | None = None
     meta: JsonObject | None = None
 
 
@@ -99,7 +120,7 @@ class NewSession(_Input):
                 {
                     "session_id": "sess-abc123",
                     "search_query": "red running shoes",
-                    "search_results": [{"object_id": "shoe-17", "rank": 1.0, "meta": {"brand": "acme"}}],
+                    "search_results": [{"object_id": "shoe-17", "rank": 1, "meta": {"brand": "acme"}}],
                     "search_meta": {"latency_ms": 38},
                     "sort_by": {"field": "price", "order": "asc"},
                     "user_id": "user-42",
