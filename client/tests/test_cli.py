@@ -270,7 +270,7 @@ def test_an_unreachable_api_says_it_is_retrying_then_fails_in_one_readable_line(
     for attempt, line in enumerate(retrying, start=2):
         assert line.startswith("retrying http://127.0.0.1:9: ")
         assert "refused" in line
-        assert f"attempt {attempt} of 6 in " in line
+        assert f"attempt {attempt} of 6 " in line
     assert error.startswith("error: cannot reach http://127.0.0.1:9: ")
 
 

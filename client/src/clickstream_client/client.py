@@ -32,7 +32,7 @@ class Client:
     else the one in an execute-api URL, else the profile's. 429, 503 and connection failures are retried
     up to ``max_retries`` times, honouring ``Retry-After``; ``timeout`` (seconds) bounds each attempt.
     ``sleep`` is how the client waits between retries (replaceable, e.g. in tests); ``on_retry``, if given,
-    is told of each retry before it is made (a line such as "Connection refused: attempt 2 of 6 in 0.5 s").
+    is told of each retry before it is made (a line such as "Connection refused: attempt 3 of 6 in 1.0 s").
 
     Every method returns the API's parsed JSON, or raises a :class:`ClickstreamError` subclass.
     The client can be shared by threads; close it (or use it as a context manager) when done.

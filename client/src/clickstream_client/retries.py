@@ -75,7 +75,7 @@ class RetryPolicy(Retry):
             self.sleep_function(delay)
 
     def _retry_message(self, response: BaseHTTPResponse | None, delay: float) -> str:
-        """E.g. "Connection refused: attempt 2 of 6 in 0.5 s"."""
+        """E.g. "Connection refused: attempt 3 of 6 in 1.0 s"."""
         last = self.history[-1] if self.history else None
         if response is not None:
             reason = f"answered {response.status}"
@@ -84,4 +84,5 @@ class RetryPolicy(Retry):
         else:
             reason = "failed"
         made = len(self.history)
-        return f"{reason}: attempt {made + 1} of {made + 1 + (self.total or 0)} in {delay:.1f} s"
+        when = f"in {delay:.1f} s" if delay > 0 else "now"
+        return f"{reason}: attempt {made + 1} of {made + 1 + (self.total or 0)} {when}"
