@@ -6,7 +6,6 @@ Unknown fields are ignored, so EmbeddingStudio clients that send extra fields ke
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,6 +19,8 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+
+from clickstream.codec import exact_json_number
 
 # Control characters (C0, DEL, C1) are refused in every identifier.
 PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
@@ -71,23 +72,8 @@ class SortBy(_Input):
     force_not_payload: bool = False
 
 
-# An integer rank stays an integer (1 comes back as 1, 1.5 as 1.5), within the integers a double holds exactly,
-# so every reader of the dataset (Athena's double column, DuckDB) gets the same value.
-MAX_EXACT_INTEGER = 2**53
-
-
-def _rank(value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be a number")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("must be a finite number (within the range of a double)")
-    if isinstance(value, int) and abs(value) > MAX_EXACT_INTEGER:
-        raise ValueError(f"an integer rank must lie within -2^53..2^53 ({MAX_EXACT_INTEGER})")
-    return value
-
-
-# A JSON number either way: the same schema in requests and responses.
-Rank = Annotated[int | float, PlainValidator(_rank), WithJsonSchema({"type": "number"})]
+# A rank keeps its JSON type (1 stays 1, 1.5 stays 1.5); one schema, a number, in requests and responses.
+Rank = Annotated[int | float, PlainValidator(exact_json_number), WithJsonSchema({"type": "number"})]
 
 
 class SearchResult(_Input):
