@@ -13,6 +13,7 @@ import re
 import time
 from calendar import timegm
 from collections.abc import Mapping
+from typing import NotRequired, TypedDict, Unpack
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
@@ -39,19 +40,22 @@ class _ReceivedRequestSigner(SigV4Auth):
         return headers
 
 
-def is_signed_by(
-    *,
-    method: str,
-    path: str,
-    query_string: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    access_key: str,
-    secret_key: str,
-    region: str,
-    service: str = "execute-api",
-    now: float | None = None,
-) -> bool:
+class ReceivedRequest(TypedDict):
+    """What :func:`signature_problem` checks, as received."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: Mapping[str, str]
+    body: bytes
+    access_key: str
+    secret_key: str
+    region: str
+    service: NotRequired[str]
+    now: NotRequired[float | None]
+
+
+def is_signed_by(**request: Unpack[ReceivedRequest]) -> bool:
     """Whether a received request carries a valid SigV4 signature by ``access_key``/``secret_key``.
 
     ``path`` and ``query_string`` are as received on the wire (still percent-encoded); ``headers`` is
@@ -59,21 +63,7 @@ def is_signed_by(
     region or service, changed after signing (method, path, query, a signed header or the body), or
     dated more than 5 minutes from ``now`` (default: the current time).
     """
-    return (
-        signature_problem(
-            method=method,
-            path=path,
-            query_string=query_string,
-            headers=headers,
-            body=body,
-            access_key=access_key,
-            secret_key=secret_key,
-            region=region,
-            service=service,
-            now=now,
-        )
-        is None
-    )
+    return signature_problem(**request) is None
 
 
 def signature_problem(

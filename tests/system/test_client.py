@@ -220,5 +220,6 @@ def test_the_readmes_client_walkthrough_works_as_written(tmp_path: Path) -> None
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "scheduled 2, skipped 1 (payload_search 1), not found 0, failed 0" in ran.stderr
     exported = [json.loads(line) for line in (tmp_path / "batch.jsonl").read_text().splitlines()]
-    assert {"demo-session-1", "demo-session-2", "demo-payload-search"} <= {session["session_id"] for session in exported}
+    exported_ids = {session["session_id"] for session in exported}
+    assert {"demo-session-1", "demo-session-2", "demo-payload-search"} <= exported_ids
     assert ran.stdout.splitlines()[-1] == "403"  # the unsigned curl

@@ -8,13 +8,16 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
 
 from local.processes import local_server
 from tests.support import new_session_body
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
 
 TIMEOUT = 30
 README = Path(__file__).parents[2] / "README.md"
@@ -28,18 +31,22 @@ def worker_loop() -> str:
     return match.group(1)
 
 
+def queue_client(queue_url: str) -> SQSClient:
+    return boto3.client(
+        "sqs",
+        endpoint_url=queue_url.split("/123456789012/", maxsplit=1)[0],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the embedded moto takes any
+    )
+
+
 def test_the_readme_worker_loop_completes_the_tasks_make_run_delivers(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     with local_server(log) as url, requests.Session() as http:
         [queue_url] = re.findall(r"^Improvement tasks queue: (\S+)$", log.read_text(), re.MULTILINE)
         # As TaskVisibilityTimeoutSeconds=1 would: a task kept by the worker comes back within the test.
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=queue_url.split("/123456789012/")[0],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the embedded moto takes any
-        )
+        sqs = queue_client(queue_url)
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "1"})
         for n in range(3):
             assert http.post(f"{url}/session", json=new_session_body(f"work-{n}"), timeout=TIMEOUT).ok
@@ -93,13 +100,7 @@ def test_a_worker_long_polling_the_queue_holds_up_no_call_and_receives_a_task_sc
     log = tmp_path / "server.log"
     with local_server(log) as url, requests.Session() as http:
         [queue_url] = re.findall(r"^Improvement tasks queue: (\S+)$", log.read_text(), re.MULTILINE)
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=queue_url.split("/123456789012/")[0],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the embedded moto takes any
-        )
+        sqs = queue_client(queue_url)
         assert http.post(f"{url}/session", json=new_session_body("polled"), timeout=TIMEOUT).ok
         clicks = {"session_id": "polled", "events": [{"event_id": "c1", "object_id": "shoe-17"}]}
         assert http.post(f"{url}/session/events", json=clicks, timeout=TIMEOUT).ok
