@@ -27,7 +27,8 @@ endif
 install: $(BIN)/.installed
 
 # `make run` and `make invoke` install only what serving needs (requirements-run.txt); everything else
-# (tests, linters, stubs) comes with `make install`, which `make test` and the other targets use.
+# (tests, linters, stubs, the layer as an editable package) comes with `make install`, which `make test`
+# and the other targets use.
 install-run: $(BIN)/.installed-run
 
 $(BIN)/.installed-run: requirements-run.txt layers/clickstream/requirements.txt client/pyproject.toml
@@ -36,7 +37,7 @@ $(BIN)/.installed-run: requirements-run.txt layers/clickstream/requirements.txt 
 	$(BIN)/pip install --quiet -r requirements-run.txt
 	touch $@
 
-$(BIN)/.installed: $(BIN)/.installed-run requirements-dev.txt
+$(BIN)/.installed: $(BIN)/.installed-run requirements-dev.txt layers/clickstream/pyproject.toml
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import requests
 
-from local.processes import free_port, local_server
 from local.run_record import RunRecord, remove_record, write_record
 from local.template import ROOT
+from tests.support.processes import free_port, local_server
 
 
 def invoke(*arguments: str, api_port: int) -> subprocess.CompletedProcess[str]:

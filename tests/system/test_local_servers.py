@@ -12,7 +12,8 @@ from pathlib import Path
 import requests
 
 from local.dynamodb import aws_port_for, listening_socket
-from local.processes import (
+from tests.support import new_session_body
+from tests.support.processes import (
     LOCAL_SERVER_COMMAND,
     answers_http,
     child_process,
@@ -20,7 +21,6 @@ from local.processes import (
     local_server_environment,
     wait_until,
 )
-from tests.support import new_session_body
 
 TIMEOUT = 30
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import requests
 
-from local.processes import local_server
 from tests.support import new_session_body
+from tests.support.processes import local_server
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
