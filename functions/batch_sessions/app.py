@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
-from clickstream.models import PRINTABLE, BatchPage
+from clickstream.fields import PRINTABLE
+from clickstream.models import BatchPage
 from clickstream.reports import BatchList, BatchView, ExperimentAcrossBatches
 from clickstream.runtime import get_service
 

@@ -8,8 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
+from clickstream.fields import PRINTABLE
 from clickstream.models import (
-    PRINTABLE,
     EventsAdded,
     IrrelevantMark,
     NewEvents,

@@ -19,7 +19,7 @@ from clickstream.api import log_keys
 from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange
 from clickstream.domain.datasets.parts import ExportJob
-from clickstream.models import Identifier
+from clickstream.fields import Identifier
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_service
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from clickstream.api import log_keys
 from clickstream.domain.announcements import Announcement
 from clickstream.errors import BatchNotFound, TaskNotFound
-from clickstream.models import Identifier
+from clickstream.fields import Identifier
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_outbox
 

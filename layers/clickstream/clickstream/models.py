@@ -16,44 +16,12 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
-# Control characters (C0, DEL, C1) are refused in every identifier.
-PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
-
-
-def _valid_unicode(value: str) -> str:
-    """JSON can carry lone surrogates (\\ud800), which have no UTF-8 form and cannot be stored."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=PRINTABLE), AfterValidator(_valid_unicode)
-]
-EventType = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE), AfterValidator(_valid_unicode)
-]
-FieldName = Annotated[
-    str, StringConstraints(min_length=1, max_length=1024, pattern=PRINTABLE), AfterValidator(_valid_unicode)
-]
-# An event_id is part of a sort key of at most 1024 bytes (13 digits, "#", the id): 256 emoji would not fit.
-MAX_EVENT_ID_BYTES = 1000
-
-
-def _fits_event_key(value: str) -> str:
-    if len(value.encode("utf-8")) > MAX_EVENT_ID_BYTES:
-        raise ValueError(f"must be at most {MAX_EVENT_ID_BYTES} bytes in UTF-8")
-    return value
-
-
-EventId = Annotated[Identifier, AfterValidator(_fits_event_key)]
-Timestamp = Annotated[int, Field(ge=0, le=10**13 - 1, description="Milliseconds since the Unix epoch, UTC")]
-JsonObject = dict[str, Any]
+from clickstream.codec import exact_json_number
+from clickstream.fields import EventId, EventType, FieldName, Identifier, JsonObject, Timestamp, valid_unicode
 
 MAX_SEARCH_RESULTS = 1000
 MAX_EVENTS_PER_CALL = 1000
@@ -69,9 +37,13 @@ class SortBy(_Input):
     force_not_payload: bool = False
 
 
+# A rank keeps its JSON type (1 stays 1, 1.5 stays 1.5); one schema, a number, in requests and responses.
+Rank = Annotated[int | float, PlainValidator(exact_json_number), WithJsonSchema({"type": "number"})]
+
+
 class SearchResult(_Input):
     object_id: Identifier
-    rank: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    rank: Rank | None = None
     meta: JsonObject | None = None
     team: Identifier | None = Field(
         default=None, description="In an interleaved list: the ranker that contributed this result (contract 15.1)"
@@ -87,7 +59,7 @@ class ExperimentTag(_Input):
 
 def _text_or_object(value: Any) -> str | JsonObject:
     if isinstance(value, str):
-        return _valid_unicode(value)
+        return valid_unicode(value)
     if isinstance(value, dict):
         return value
     raise ValueError("must be a string or a JSON object")
@@ -109,7 +81,7 @@ class NewSession(_Input):
                 {
                     "session_id": "sess-abc123",
                     "search_query": "red running shoes",
-                    "search_results": [{"object_id": "shoe-17", "rank": 1.0, "meta": {"brand": "acme"}}],
+                    "search_results": [{"object_id": "shoe-17", "rank": 1, "meta": {"brand": "acme"}}],
                     "search_meta": {"latency_ms": 38},
                     "sort_by": {"field": "price", "order": "asc"},
                     "user_id": "user-42",
@@ -174,7 +146,7 @@ class TaskCompletion(_Input):
 
     session_id: Identifier
     status: Literal["done", "failed"]
-    error: Annotated[str, StringConstraints(max_length=MAX_TASK_ERROR_CHARS), AfterValidator(_valid_unicode)] | None = (
+    error: Annotated[str, StringConstraints(max_length=MAX_TASK_ERROR_CHARS), AfterValidator(valid_unicode)] | None = (
         None
     )
     requested_at: Timestamp | None = Field(
