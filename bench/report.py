@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report_cost import cost_section
+from bench.report_deployed import deployed_section
 from bench.report_export import export_section
 from local.request_counts import Case, counts_table
 
@@ -402,6 +403,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
     ]
     if results.get("coldstart"):
         lines += [*_coldstart(results["coldstart"], (before or {}).get("coldstart")), ""]
+    if results.get("deployed"):
+        lines += [*deployed_section(results["deployed"]), ""]
     if results.get("overhead"):
         lines += [*_overhead(results["overhead"], (before or {}).get("overhead")), ""]
     lines += [*_counts(cases), ""]

@@ -113,6 +113,7 @@ class LambdaInstance:
         self.timeout_s = float(_setting(function_id, "Timeout"))
         self.output: list[str] = []  # what the process printed (its CloudWatch log stream)
         self.cold_starts = 0
+        self.started_at = 0.0  # time.monotonic() when the last instance was started
         self._package = package
         self._around = around
         self._process: subprocess.Popen[str] | None = None
@@ -121,6 +122,7 @@ class LambdaInstance:
         scratch = self._around.scratch / self.function_id / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)
         environment = lambda_variables(self._package, self.function_id, self.api.address, self._around)
+        self.started_at = time.monotonic()
         process = subprocess.Popen(  # noqa: S603 - the packaged runtime, fixed arguments
             [*_without_privileges(), str(self._package.python), "-m", "awslambdaric", environment["_HANDLER"]],
             cwd=self._package.task_roots[self.function_id],
@@ -161,6 +163,13 @@ class LambdaInstance:
         if invocation.error is not None:
             raise InvocationError(invocation.error, invocation.error_headers)
         return json.loads(invocation.response or b"null")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the running instance's process has used so far (Linux /proc)."""
+        if self._process is None or self._process.poll() is not None:
+            raise RuntimeError(f"{self.function_id}: no running instance")
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

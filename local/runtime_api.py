@@ -59,8 +59,9 @@ class RuntimeApi:
         self.pending: queue.Queue[Invocation] = queue.Queue()
         self.running: dict[str, Invocation] = {}
         self.init_error: dict[str, Any] | None = None
+        self.first_poll: float | None = None  # time.monotonic() of the first `next`: the init phase ended
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_class(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -74,6 +75,41 @@ class RuntimeApi:
         invocation = Invocation(json.dumps(event).encode(), timeout_s)
         self.pending.put(invocation)
         return invocation
+
+    def next_invocation(self) -> tuple[bytes, dict[str, str]]:
+        """The next event and its headers; blocks, as the real endpoint does, until there is one."""
+        if self.first_poll is None:
+            self.first_poll = time.monotonic()
+        invocation = self.pending.get()
+        with self.lock:
+            self.running[invocation.request_id] = invocation
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(int((time.time() + invocation.timeout_s) * 1000)),
+            "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
+            "Lambda-Runtime-Trace-Id": invocation.trace_id,
+        }
+        return invocation.payload, headers
+
+    def complete(self, request_id: str, outcome: str, body: bytes, headers: dict[str, str]) -> bool:
+        """An invocation's `response` or `error`; False for an unknown request id or outcome."""
+        if outcome not in ("response", "error"):
+            return False
+        with self.lock:
+            invocation = self.running.pop(request_id, None)
+        if invocation is None:
+            return False
+        if outcome == "response":
+            invocation.response = body
+        else:
+            invocation.error = json.loads(body or b"{}")
+            invocation.error_headers = headers
+        invocation.done.set()
+        return True
+
+    def init_failed(self, error: dict[str, Any]) -> None:
+        self.init_error = error
+        self.fail_all(error)
 
     def fail_all(self, error: dict[str, Any]) -> None:
         """The instance is gone (init error, crash): every invocation not answered fails with `error`."""
@@ -89,6 +125,11 @@ class RuntimeApi:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A runtime process ended while it polled (an instance stopped): nothing to report."""
 
 
 def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
@@ -110,37 +151,19 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
             if self.path != f"{PREFIX}/invocation/next":
                 self._answer(HTTPStatus.NOT_FOUND)
                 return
-            invocation = api.pending.get()  # blocks, as the real endpoint does, until there is an event
-            with api.lock:
-                api.running[invocation.request_id] = invocation
-            deadline_ms = int((time.time() + invocation.timeout_s) * 1000)
-            headers = {
-                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                "Lambda-Runtime-Invoked-Function-Arn": api.function_arn,
-                "Lambda-Runtime-Trace-Id": invocation.trace_id,
-            }
-            self._answer(HTTPStatus.OK, invocation.payload, headers)
+            payload, headers = api.next_invocation()
+            self._answer(HTTPStatus.OK, payload, headers)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.path == f"{PREFIX}/init/error":
-                api.init_error = json.loads(body or b"{}")
+                api.init_failed(json.loads(body or b"{}"))
                 self._answer(HTTPStatus.ACCEPTED)
-                api.fail_all(api.init_error)
                 return
-            parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
-            with api.lock:
-                invocation = api.running.pop(parts[0], None) if len(parts) == 2 else None
-            if invocation is None or parts[1] not in ("response", "error"):
+            request_id, _, outcome = self.path.removeprefix(f"{PREFIX}/invocation/").partition("/")
+            if not api.complete(request_id, outcome, body, dict(self.headers.items())):
                 self._answer(HTTPStatus.BAD_REQUEST, b'{"errorType":"InvalidRequestID"}')
                 return
-            if parts[1] == "response":
-                invocation.response = body
-            else:
-                invocation.error = json.loads(body or b"{}")
-                invocation.error_headers = dict(self.headers.items())
             self._answer(HTTPStatus.ACCEPTED)
-            invocation.done.set()
 
     return Handler

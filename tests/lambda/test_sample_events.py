@@ -61,12 +61,15 @@ def test_each_route_is_a_subsegment_with_its_dynamodb_calls(
     from local.xray_daemon import XRayDaemon
 
     assert isinstance(xray, XRayDaemon)
+    xray.clear()
     run_samples(deployed.invoke, LIFE)
     documents = wait_for_segments(xray, "## complete_task")
     names = {part["name"] for document in documents for part in walk(document)}
     routes = {"register_session", "add_events", "get_session", "mark_irrelevant", "batch_sessions", "batch", "batches"}
     routes |= {"use_for_improvement", "tasks", "complete_task", "release_batch", "handler"}  # route functions' names
     assert {f"## {route}" for route in routes} | {"## release_directly", "dynamodb"} <= names, names
+    handlers = [document for document in documents if document["name"] == "## handler"]
+    assert len({handler["trace_id"] for handler in handlers}) == len(handlers) >= 10  # a trace per invocation
     calls = [part for document in documents for part in walk(document) if part["name"] == "dynamodb"]
     assert {"GetItem", "PutItem", "UpdateItem", "Query"} <= {call["aws"]["operation"] for call in calls}
     assert all(call["trace_id"].startswith("1-") for call in calls)
