@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.env import MotoProcess
 from local.deployed import LambdaInstance, Surroundings
+from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.lambda_package import LambdaPackage, make_read_only, make_writable, package_functions
 from local.runtime_api import InvocationError
 from local.template import ROOT
@@ -112,7 +114,17 @@ def _median(runs: list[dict[str, float]], phase: str) -> float:
     return round(statistics.median(run[phase] for run in runs), 1)
 
 
-def measure(endpoint: str, rounds: int) -> dict[str, Any]:
+def measure(rounds: int) -> dict[str, Any]:
+    """Against a moto of its own, in another process (as DynamoDB is), with the template's tables."""
+    dynamodb = MotoProcess()
+    try:
+        ensure_tables(dynamodb_client(dynamodb.endpoint), local_table_names())
+        return _measure(dynamodb.endpoint, rounds)
+    finally:
+        dynamodb.stop()
+
+
+def _measure(endpoint: str, rounds: int) -> dict[str, Any]:
     events = _events()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)

@@ -1,8 +1,30 @@
-"""The "cold start as deployed" section of bench/RESULTS.md (bench/coldstart_deployed.py)."""
+"""The "Cold start as deployed" section of bench/RESULTS.md (bench/coldstart_deployed.py); what it
+measures and why: docs/benchmarks.md."""
 
 from __future__ import annotations
 
 from typing import Any
+
+DOCS = "[docs/benchmarks.md](../docs/benchmarks.md#cold-start-as-deployed)"
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def deployed_summary_row(deployed: dict[str, Any]) -> list[str]:
+    """The summary's row: the worst function's tracing cost as deployed against the X-Ray SDK's import."""
+    functions = deployed["functions"]
+    worst = max(functions, key=lambda name: functions[name]["tracing_cost_cpu"] / deployed["xray_import_cpu_ms"])
+    holds = all(modes["within_xray_import"] and modes["within_xray_import_cpu"] for modes in functions.values())
+    figures = functions[worst]
+    return [
+        "Cold start as deployed: tracing on - off (worst function)",
+        "<= the X-Ray SDK's import",
+        f"{figures['tracing_cost']:+.1f} ms wall, {figures['tracing_cost_cpu']:+.1f} ms CPU ({worst}); "
+        f"import {deployed['xray_import_ms']:.1f} ms, {deployed['xray_import_cpu_ms']:.1f} ms CPU",
+        "met" if holds else "**not met**",
+    ]
 
 
 def deployed_section(deployed: dict[str, Any]) -> list[str]:
@@ -10,23 +32,11 @@ def deployed_section(deployed: dict[str, Any]) -> list[str]:
     lines = [
         "## Cold start as deployed",
         "",
-        "Each function as `sam build` packages it (its folder and the layer built by the layer's Makefile, for "
-        "this machine), in a fresh Python 3.13 process under the runtime interface client (awslambdaric) fed by "
-        "a Runtime API stand-in, with Lambda's environment and the template's (`bench/coldstart_deployed.py`, "
-        "the same machinery as tests/lambda). `tracing on` is as deployed (`Tracing: Active`: the Powertools "
-        "Tracer, segments sent to a local X-Ray daemon stand-in); `tracing off` adds "
-        "`POWERTOOLS_TRACE_DISABLED=true`. The floor runs the same way: a function that imports boto3 from the "
-        "layer and creates a DynamoDB client at init, and makes one GetItem per invocation. `init`: process "
-        "start to the first poll of the Runtime API (interpreter, runtime client, handler import); `first`: "
-        "then to the first answer; `cpu`: the CPU time the process used by then (on this shared machine, far "
-        f"less disturbed by the other work than wall time). Medians of {deployed['rounds']} rounds (every kind "
-        "once per round, rotating order, after one unrecorded round); ms.",
+        f"Medians in ms of {deployed['rounds']} rounds, a fresh Python 3.13 runtime process (awslambdaric) per "
+        f"sample, each function packaged; what each column measures: {DOCS}.",
         "",
-        f"The X-Ray SDK's own import, after boto3, in a fresh 3.13 process with the packaged layer: "
-        f"**{deployed['xray_import_ms']:.1f} ms**, {deployed['xray_import_cpu_ms']:.1f} ms of CPU (its botocore "
-        f"patch: {deployed['xray_patch_ms']:.1f} ms more). Rule: tracing on may cost at most that over tracing "
-        "off (`tracing cost`: the median of the per-round differences, of `total` against the import's wall "
-        "time and of `cpu` against its CPU time).",
+        f"- X-Ray SDK's own import (after boto3): {deployed['xray_import_ms']:.1f} ms, "
+        f"{deployed['xray_import_cpu_ms']:.1f} ms CPU; its botocore patch {deployed['xray_patch_ms']:.1f} ms.",
         "",
         "| Function | Mode | init | first | total | / floor | cpu | / floor |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -43,18 +53,13 @@ def deployed_section(deployed: dict[str, Any]) -> list[str]:
                 f"| {figures['cpu_ratio']:.2f} |"
             )
         verdicts.append(
-            [
-                function_id,
-                f"{modes['tracing_cost']:+.1f}",
-                "yes" if modes["within_xray_import"] else "**no**",
-                f"{modes['tracing_cost_cpu']:+.1f}",
-                "yes" if modes["within_xray_import_cpu"] else "**no**",
-            ]
+            f"| {function_id} | {modes['tracing_cost']:+.1f} | {_yes(modes['within_xray_import'])} "
+            f"| {modes['tracing_cost_cpu']:+.1f} | {_yes(modes['within_xray_import_cpu'])} |"
         )
-    lines += [
+    return [
+        *lines,
         "",
         "| Function | Tracing cost, wall (ms) | Within the import | Tracing cost, CPU (ms) | Within the import |",
         "|---|---:|:---:|---:|:---:|",
-        *(f"| {' | '.join(row)} |" for row in verdicts),
+        *verdicts,
     ]
-    return lines

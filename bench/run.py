@@ -175,10 +175,6 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
             print("cold start ...", flush=True)
             results["coldstart"] = coldstart.measure(env.dynamodb.endpoint, settings["cold_rounds"], WORK)
             lap("coldstart")
-        if "deployed" in sections:
-            print("cold start as deployed (Python 3.13, awslambdaric) ...", flush=True)
-            results["deployed"] = coldstart_deployed.measure(env.dynamodb.endpoint, settings["deployed_rounds"])
-            lap("deployed")
         if "overhead" in sections:
             print("warm overhead ...", flush=True)
             env.fresh_tables()
@@ -193,6 +189,7 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
     finally:
         env.close()
     standalone: dict[str, tuple[str, Callable[[], Any]]] = {
+        "deployed": ("cold start as deployed", lambda: coldstart_deployed.measure(settings["deployed_rounds"])),
         "throughput": (
             "throughput",
             lambda: throughput.registrations(
