@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from bench.env import MotoProcess
 from local.deployed import LambdaInstance, Surroundings
-from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
+from local.dynamodb import LOCAL_REGION, ensure_tables, local_table_names
+from local.environment import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from local.lambda_package import LambdaPackage, make_read_only, make_writable, package_functions
 from local.runtime_api import InvocationError
 from local.template import ROOT
@@ -118,7 +121,12 @@ def measure(rounds: int) -> dict[str, Any]:
     """Against a moto of its own, in another process (as DynamoDB is), with the template's tables."""
     dynamodb = MotoProcess()
     try:
-        ensure_tables(dynamodb_client(dynamodb.endpoint), local_table_names())
+        session = boto3.session.Session(
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+            aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        )
+        ensure_tables(session.client("dynamodb", endpoint_url=dynamodb.endpoint), local_table_names())
         return _measure(dynamodb.endpoint, rounds)
     finally:
         dynamodb.stop()
