@@ -31,9 +31,11 @@ class Job(_Step):
     export_id: str = Field(min_length=1, max_length=2048)
     shards: int = Field(ge=1, le=64)
     events_until: int = Field(ge=0)
+    read_after: int = Field(default=0, ge=0)  # 0 in jobs planned before the fence existed
 
     def job(self) -> ExportJob:
-        return ExportJob(self.batch_id, self.release_id, self.export_id, self.shards, self.events_until)
+        fields = (self.batch_id, self.release_id, self.export_id, self.shards, self.events_until, self.read_after)
+        return ExportJob(*fields)
 
 
 class Range(_Step):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from clickstream.service import Clickstream
 def run_export(
     service: Clickstream, lake_dir: Path, release_id: str, export_id: str = "export-1"
 ) -> dict[str, Any] | None:
-    """Plan, every range, finish; None when the plan skips. Returns what finish returns."""
+    """Plan, every range, finish; None when the plan skips. Returns what finish returns. Waits, as the
+    machine's Wait state does, until the plan's `read_after` (now, with the tests' WRITE_SETTLE_MS of 0)."""
     plan = service.exporter.plan(release_id, export_id)
     if plan["skip"]:
         return None
     job = ExportJob(**plan["job"])
+    time.sleep(max(0.0, job.read_after / 1000 - time.time()))
     for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
         service.exporter.write_range(job, NumberRange(**number_range))
     finished: dict[str, Any] = service.exporter.finish(job, plan["ranges"])
