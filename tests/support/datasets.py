@@ -17,18 +17,25 @@ from clickstream.service import Clickstream
 
 
 def run_export(
-    service: Clickstream, lake_dir: Path, release_id: str, export_id: str = "export-1"
+    service: Clickstream, lake_dir: Path, release_id: str, export_id: str = "export-1", *, expire: bool = False
 ) -> dict[str, Any] | None:
-    """Plan, every range, finish; None when the plan skips. Returns what finish returns. Waits, as the
-    machine's Wait state does, until the plan's `read_after` (now, with the tests' WRITE_SETTLE_MS of 0)."""
+    """Plan, every range, finish (and with `expire`, retention's expire steps); None when the plan skips.
+    Returns what finish returns. Waits, as the machine's Wait states do, until the plan's `read_after` and
+    finish's `expire_after` (now, with the tests' WRITE_SETTLE_MS of 0)."""
     plan = service.exporter.plan(release_id, export_id)
     if plan["skip"]:
         return None
     job = ExportJob(**plan["job"])
+    ranges = [NumberRange(**item) for item in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8"))]
     time.sleep(max(0.0, job.read_after / 1000 - time.time()))
-    for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
-        service.exporter.write_range(job, NumberRange(**number_range))
+    for number_range in ranges:
+        service.exporter.write_range(job, number_range)
     finished: dict[str, Any] = service.exporter.finish(job, plan["ranges"])
+    if expire:
+        assert finished["expires_at"] is not None, "retention is off"
+        time.sleep(max(0.0, finished["expire_after"] / 1000 - time.time()))
+        for number_range in ranges:
+            service.exporter.expire_range(job, number_range, finished["expires_at"])
     return finished
 
 

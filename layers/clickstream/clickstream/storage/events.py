@@ -5,6 +5,7 @@ DynamoDB calls: PutItem and Query on EventsTable; Query on its index by_created_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,18 +95,14 @@ class Events:
     def exist_for(self, session_id: str) -> bool:
         """Whether the session has a live event (one Query, unless expired events of an earlier session with
         this id come first)."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "session_id = :session",
-            "ExpressionAttributeValues": {":session": s(session_id)},
-            "ProjectionExpression": "event_id",
-            "ConsistentRead": True,
-        }
-        return any(True for _ in self._dynamo.query(self._dynamo.live_only(request), total=1))
+        return any(True for _ in self._live_ids(session_id, total=1))
 
     def ids(self, session_id: str) -> list[str]:
-        """The ids of a session's live events (keys only, on the table itself): an expired one is not given a
-        new time to live."""
+        """The ids of a session's live events: an expired one is not given a new time to live."""
+        return list(self._live_ids(session_id))
+
+    def _live_ids(self, session_id: str, total: int | None = None) -> Iterator[str]:
+        """Keys only, on the table itself, strongly consistent."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "session_id = :session",
@@ -113,7 +110,8 @@ class Events:
             "ProjectionExpression": "event_id",
             "ConsistentRead": True,
         }
-        return [item["event_id"]["S"] for item in self._dynamo.query(self._dynamo.live_only(request))]
+        for item in self._dynamo.query(self._dynamo.live_only(request), total=total):
+            yield item["event_id"]["S"]
 
     def expire(self, session_id: str, event_id: str, at_seconds: int) -> None:
         key = {"session_id": s(session_id), "event_id": s(event_id)}
