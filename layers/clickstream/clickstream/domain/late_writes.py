@@ -28,9 +28,8 @@ _KEPT_BATCHES = 64  # batches a container remembers (a few are live at a time)
 
 @dataclass(frozen=True)
 class BatchState:
-    """What a write needs to know of its session's batch."""
+    """What a write needs to know of its session's batch (collecting or released: neither is set)."""
 
-    released: bool
     fenced_at: int | None
     exported_at: int | None
 
@@ -41,9 +40,9 @@ class BatchState:
     @classmethod
     def of(cls, record: BatchRecord | None) -> BatchState:
         if record is None:
-            return cls(released=False, fenced_at=None, exported_at=None)
+            return cls(fenced_at=None, exported_at=None)
         exported_at = record.dataset.exported_at if record.dataset.status == "exported" else None
-        return cls(released=True, fenced_at=record.dataset.fenced_at, exported_at=exported_at)
+        return cls(fenced_at=record.dataset.fenced_at, exported_at=exported_at)
 
 
 class LateWrites:
@@ -69,7 +68,7 @@ class LateWrites:
             self._known[batch_id] = (state, now)
         return state
 
-    def check_open(self, batch_id: str, session_id: str) -> None:
+    def check_open(self, batch_id: str) -> None:
         """Before a write that the batch's dataset must hold: BatchExported once the export fenced it."""
         known = self._cached(batch_id)
         fenced = known is not None and known[0].fenced_at is not None  # a fence is for good

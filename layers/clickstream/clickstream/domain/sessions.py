@@ -27,7 +27,7 @@ class Sessions:
         once the session's batch is fenced by its export (contract 13.5): the dataset would miss it."""
         stored = self._rules.events(events, self._clock())
         place = self._registrar.confirm(session_id)
-        self._late_writes.check_open(place.batch_id, session_id)
+        self._late_writes.check_open(place.batch_id)
         written = self._fanout.map(lambda event: self._storage.events.put(session_id, event), stored)
         accepted = sum(written)
         self._telemetry.count("EventsAccepted", accepted)
@@ -36,7 +36,7 @@ class Sessions:
     def mark_irrelevant(self, session_id: str) -> IrrelevantMark:
         """The mark is in the session's dataset too: refused, as events are, once the batch is fenced."""
         place = self._registrar.confirm(session_id)
-        self._late_writes.check_open(place.batch_id, session_id)
+        self._late_writes.check_open(place.batch_id)
         if not self._storage.sessions.set_irrelevant(place):
             raise SessionNotFound(session_id)
         return IrrelevantMark(session_id=session_id)

@@ -55,7 +55,6 @@ class Tasks:
         """Make the session's task pending unless it already is, with its time to live (None: none). A
         completed task is replaced by the new one, and so is the task of an earlier session with this id
         (another batch and number: expired with its batch, whether or not TTL has deleted it yet)."""
-        expiry = "expires_at = :expires" if expires_at is not None else ""
         values: dict[str, Any] = {
             ":batch": s(task.batch_id),
             ":number": n(task.session_number),
@@ -64,17 +63,20 @@ class Tasks:
             ":bucket": s(queue_bucket("pending", task.session_id)),
             ":order": s(queue_order(task.requested_at, task.session_id)),
         }
-        if expires_at is not None:
+        update = (
+            "SET batch_id = :batch, session_number = :number, #status = :pending, requested_at = :requested,"
+            " queue_bucket = :bucket, queue_order = :order"
+        )
+        if expires_at is None:
+            update += " REMOVE completed_at, #error, expires_at"
+        else:
+            update += ", expires_at = :expires REMOVE completed_at, #error"
             values[":expires"] = n(expires_at)
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key={"session_id": s(task.session_id)},
-            UpdateExpression=(
-                "SET batch_id = :batch, session_number = :number, #status = :pending, requested_at = :requested,"
-                f" queue_bucket = :bucket, queue_order = :order{', ' + expiry if expiry else ''}"
-                f" REMOVE completed_at, #error{'' if expiry else ', expires_at'}"
-            ),
+            UpdateExpression=update,
             ConditionExpression=(
                 "attribute_not_exists(session_id) OR #status <> :pending"
                 " OR batch_id <> :batch OR session_number <> :number"
