@@ -6,7 +6,6 @@ settings (a container trusts a batch state it read for 10 s; the export reads 60
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange
 from clickstream.domain.datasets.parts import ExportJob
 from clickstream.errors import BatchExported, ExportNotReady
@@ -23,7 +23,7 @@ from clickstream.settings import Settings
 from clickstream.storage import Storage
 from local.apigateway import HttpResult
 from tests.support import now_ms, sample_event
-from tests.support.datasets import dataset_sessions, manifest, run_export
+from tests.support.datasets import dataset_sessions, manifest, planned_ranges, run_export
 from tests.support.domain import click, new_session
 from tests.support.late import FakeClock, Gate
 
@@ -39,17 +39,17 @@ class Deployed:
     clock: FakeClock
     lake: Path
 
-    def plan(self, release_id: str) -> tuple[ExportJob, dict[str, Any]]:
+    def plan(self, release_id: str) -> tuple[ExportJob, ExportPlan]:
         plan = self.service.exporter.plan(release_id, "export-1")
-        assert plan["skip"] is False
-        return ExportJob(**plan["job"]), plan
+        assert plan.job is not None
+        return plan.job, plan
 
-    def read_and_finish(self, job: ExportJob, plan: dict[str, Any]) -> dict[str, Any]:
+    def read_and_finish(self, job: ExportJob, plan: ExportPlan) -> dict[str, Any]:
         """The ranges and finish, run when the machine's Wait state lets them (at `read_after`)."""
         self.clock.now = max(self.clock.now, job.read_after)
-        for item in json.loads((self.lake / plan["ranges_key"]).read_text(encoding="utf-8")):
-            self.service.exporter.write_range(job, NumberRange(**item))
-        return self.service.exporter.finish(job, plan["ranges"])
+        for number_range in planned_ranges(self.lake, plan):
+            self.service.exporter.write_range(job, number_range)
+        return self.service.exporter.finish(job, plan.ranges)
 
     def exported(self, batch_id: str) -> dict[str, Any]:
         [session] = dataset_sessions(self.lake, batch_id)
@@ -153,8 +153,9 @@ def test_a_fence_is_kept_by_every_later_export(deployed: Deployed) -> None:
     first, _ = deployed.plan("release-kept")
     deployed.service.exporter.fail(first.batch_id, "export-1")
     deployed.clock.advance(5_000)
-    again = deployed.service.exporter.plan("release-kept", "export-2")["job"]
-    assert (again["events_until"], again["read_after"]) == (first.events_until, first.read_after)
+    again = deployed.service.exporter.plan("release-kept", "export-2").job
+    assert again is not None
+    assert (again.events_until, again.read_after) == (first.events_until, first.read_after)
     with pytest.raises(BatchExported):
         deployed.service.add_events("kept", [click("late")])
 

@@ -29,6 +29,11 @@ def retained(storage: Storage, settings: Settings) -> Clickstream:
     return Clickstream(storage, settings.model_copy(update={"retention_days": 1}))
 
 
+def at_time(storage: Storage, now_s: int) -> None:
+    """Storage compares `expires_at` with this time from now on (as if the days had passed)."""
+    storage.dynamo.now_s = lambda: now_s
+
+
 def expiries(tables: dict[str, str], table_id: str, batch_id: str | None = None) -> list[int | None]:
     """The expires_at of every item of a table (of one batch's slots, for the sessions table)."""
     client = boto3.client("dynamodb", region_name=LOCAL_REGION)
@@ -40,7 +45,7 @@ def expiries(tables: dict[str, str], table_id: str, batch_id: str | None = None)
 
 @pytest.mark.parametrize("deleted", ["every expired item", "only the claim"])
 def test_every_item_of_a_released_batch_expires_and_a_new_session_with_its_id_starts_empty(
-    retained: Clickstream, tables: dict[str, str], deleted: str
+    retained: Clickstream, storage: Storage, tables: dict[str, str], deleted: str
 ) -> None:
     old = retained.register(new_session("sess-r"))
     retained.add_events("sess-r", [click("c1")])
@@ -65,7 +70,7 @@ def test_every_item_of_a_released_batch_expires_and_a_new_session_with_its_id_st
     client = boto3.client("dynamodb", region_name=LOCAL_REGION)
     table_ids = SESSION_TABLES if deleted == "every expired item" else ("SessionIdsTable",)
     assert apply_ttl(client, tables, later_s, table_ids) >= len(table_ids)
-    retained.storage.dynamo.now_s = lambda: later_s
+    at_time(storage, later_s)
 
     again = retained.register(new_session("sess-r"))
     assert again.batch_id != old.batch_id  # a new session, in the collecting batch

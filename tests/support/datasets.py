@@ -11,8 +11,8 @@ from typing import Any
 
 import duckdb
 
+from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange, dataset_folder, manifest_key
-from clickstream.domain.datasets.parts import ExportJob
 from clickstream.service import Clickstream
 
 
@@ -23,20 +23,26 @@ def run_export(
     Returns what finish returns. Waits, as the machine's Wait states do, until the plan's `read_after` and
     finish's `expire_after` (now, with the tests' WRITE_SETTLE_MS of 0)."""
     plan = service.exporter.plan(release_id, export_id)
-    if plan["skip"]:
+    if plan.job is None:
         return None
-    job = ExportJob(**plan["job"])
-    ranges = [NumberRange(**item) for item in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8"))]
-    time.sleep(max(0.0, job.read_after / 1000 - time.time()))
+    ranges = planned_ranges(lake_dir, plan)
+    time.sleep(max(0.0, plan.job.read_after / 1000 - time.time()))
     for number_range in ranges:
-        service.exporter.write_range(job, number_range)
-    finished: dict[str, Any] = service.exporter.finish(job, plan["ranges"])
+        service.exporter.write_range(plan.job, number_range)
+    finished: dict[str, Any] = service.exporter.finish(plan.job, plan.ranges)
     if expire:
         assert finished["expires_at"] is not None, "retention is off"
         time.sleep(max(0.0, finished["expire_after"] / 1000 - time.time()))
         for number_range in ranges:
-            service.exporter.expire_range(job, number_range, finished["expires_at"])
+            service.exporter.expire_range(plan.job, number_range, finished["expires_at"])
     return finished
+
+
+def planned_ranges(lake_dir: Path, plan: ExportPlan) -> list[NumberRange]:
+    """The ranges the plan wrote to the lake, as the export machine's Map reads them."""
+    assert plan.ranges_key is not None
+    items = json.loads((lake_dir / plan.ranges_key).read_text(encoding="utf-8"))
+    return [NumberRange(item["index"], item["first"], item["last"]) for item in items]
 
 
 def manifest(lake_dir: Path, batch_id: str) -> dict[str, Any]:

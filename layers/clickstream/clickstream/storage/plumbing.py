@@ -106,11 +106,6 @@ class Dynamo:
         self._client = client
         self.now_s = now_s
 
-    @property
-    def client(self) -> DynamoDBClient:
-        """The client itself (for instrumentation: benchmarks and request-count tests hook its events)."""
-        return self._client
-
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response: dict[str, Any] = getattr(self._client, operation)(**kwargs)
