@@ -98,7 +98,7 @@ class Dataset:
     status: str  # "pending" -> "exporting" -> "exported" (or "failed", then "exporting" again)
     export_id: str | None = None  # the export (state machine execution) that holds it
     started_at: int | None = None
-    events_until: int | None = None
+    events_until: int | None = None  # the fence (fenced_at) of the export that holds it
     exported_at: int | None = None
     session_count: int | None = None
     event_count: int | None = None
@@ -106,6 +106,7 @@ class Dataset:
     metrics: str | None = None  # the quality report, JSON text
     experiment_sums: Mapping[str, str] = field(default_factory=dict)  # experiment id -> its sums (15.2), JSON text
     experiments_truncated: bool = False  # some experiments were left off the record for its size (the manifest has all)
+    fenced_at: int | None = None  # set once, by the first export: later writes are refused (contract 13.5)
 
 
 @dataclass(frozen=True)
