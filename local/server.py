@@ -40,6 +40,7 @@ from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
 from local.queues import ensure_queues
 from local.run_record import RunRecord, remove_record, write_record
+from local.secrets import apply_user_id_secret
 from local.sigv4 import signature_problem
 
 # API Gateway HTTP APIs accept payloads up to 10 MB.
@@ -196,6 +197,7 @@ def main() -> None:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws.endpoint
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)
+    apply_user_id_secret(aws.endpoint)
     os.environ.setdefault("EXPORT_DELAY_SECONDS", "0")
     # Locally no CloudWatch agent reads metrics from stdout.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
