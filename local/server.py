@@ -40,6 +40,7 @@ from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
 from local.queues import ensure_queues
 from local.run_record import RunRecord, remove_record, write_record
+from local.secrets import apply_user_id_secret
 from local.sigv4 import signature_problem
 
 # API Gateway HTTP APIs accept payloads up to 10 MB.
@@ -197,6 +198,7 @@ def main() -> None:
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)
     _local_defaults()
+    apply_user_id_secret(aws.endpoint)
     tables = local_table_names()
     ensure_tables(dynamodb_client(endpoint), tables)
     queues = ensure_queues(boto3.session.Session().client("sqs", endpoint_url=aws.endpoint))

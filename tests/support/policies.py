@@ -18,6 +18,7 @@ EVENTS_BY_TIME = "EventsTable/index/by_created_at"
 BATCHES_BY_ID = "BatchesTable/index/batches_by_id"
 TASKS_BY_STATUS = "ImprovementTasksTable/index/tasks_by_status"
 BUS = "event-bus/${ReleaseEventBusName}"
+USER_ID_KEY = "UserIdKeySecret"
 
 # Which DynamoDB calls each function makes, following its routes through the domain into the gateways:
 #   Collection: register (claim/take over/assign/mark the session id; number on the pointer, open a batch,
@@ -45,6 +46,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "EventsTable": {"dynamodb:PutItem"},
         EVENTS_BY_TIME: {"dynamodb:Query"},
+        USER_ID_KEY: {"secretsmanager:GetSecretValue"},  # with UserIdHashing=hmac (storage/secrets.py)
     },
     "UseForImprovementFunction": {
         "SessionIdsTable": {"dynamodb:GetItem"},
@@ -104,7 +106,9 @@ def as_list(value: Any) -> list[Any]:
 
 def resource_name(resource: Any) -> str:
     """`!GetAtt T.Arn` -> "T"; `!Sub "${T.Arn}/index/i"` -> "T/index/i"; the project's event bus -> BUS;
-    anything else is refused."""
+    `!Ref UserIdKeySecret` (a secret's Ref is its ARN) -> USER_ID_KEY; anything else is refused."""
+    if isinstance(resource, Intrinsic) and resource.name == "Ref" and resource.value == USER_ID_KEY:
+        return USER_ID_KEY
     if isinstance(resource, Intrinsic) and resource.name == "Fn::GetAtt":
         target = resource.value if isinstance(resource.value, str) else ".".join(resource.value)
         if target.endswith(".Arn"):
@@ -124,7 +128,19 @@ def statements(policies: Any) -> Iterator[dict[str, Any]]:
         assert isinstance(policy, dict), f"policy {policy!r}: only inline statements are reviewable here"
         document = policy.get("PolicyDocument", policy)
         assert set(document) <= {"Version", "Statement"}, f"unexpected policy shape {policy!r}"
-        yield from as_list(document["Statement"])
+        for statement in as_list(document["Statement"]):
+            yield from _granted_when_on(statement)
+
+
+def _granted_when_on(statement: Any) -> Iterator[dict[str, Any]]:
+    """A statement; one under `!If [Condition, statement, AWS::NoValue]` is reviewed as granted (its
+    condition on), since that is when the function uses it."""
+    if isinstance(statement, Intrinsic) and statement.name == "Fn::If":
+        _, when_on, when_off = statement.value
+        assert when_off == Intrinsic("Ref", "AWS::NoValue"), f"a conditional grant with another grant {statement!r}"
+        yield when_on
+    else:
+        yield statement
 
 
 def function_grants(function: dict[str, Any]) -> Grants:
