@@ -48,7 +48,7 @@ class Settings(BaseModel):
     write_settle_ms: int = Field(default=60_000, ge=0)
     # The EventBridge bus that receives BatchReleased and BatchExported.
     event_bus_name: str = "default"
-    # The SQS queue each pending improvement task is delivered to (contract 12).
+    # The SQS queue each pending improvement task is delivered to (contract 9).
     tasks_queue_url: str = ""
 
     # How long a registration may hold its claim on a session_id before a retry takes over.
