@@ -12,7 +12,7 @@ exception; `PointerStore.next_block` raises `PointerUnavailable`, and a store th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -150,6 +150,13 @@ class Lake(Protocol):
 
     def fetch(self, key: str, path: Path) -> bool:
         """Copy the object to `path`; False when there is none."""
+
+
+class ReportPages(Protocol):
+    """Renders an export's report page (contract 16): from its manifest and the earlier exported releases,
+    newest first, each `{"batch_id", "release_id", "released_at", "metrics"}`. HTML, UTF-8."""
+
+    def render(self, manifest: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> bytes: ...
 
 
 class Bus(Protocol):
