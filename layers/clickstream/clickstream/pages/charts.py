@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 WIDTH = 640
 HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 40  # room for the axes' labels
+LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 52  # room for the axes' labels and, below them, a legend
 PALETTE = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2")
 
 
@@ -120,10 +120,10 @@ def line_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequenc
             else:
                 points = " ".join(f"{x},{y}" for x, y in run)
                 parts.append(f'<polyline class="line" fill="none" stroke="{colour}" points="{points}"/>')
-        legend_y = TOP + 4 + 16 * index
+        legend_x = LEFT + 260 * index  # below the x labels, side by side
         parts.append(
-            f'<rect x="{WIDTH - RIGHT - 150}" y="{legend_y}" width="10" height="10" fill="{colour}"/>'
-            f'<text class="legend" x="{WIDTH - RIGHT - 135}" y="{legend_y + 9}">{escape(line.name)}</text>'
+            f'<rect x="{legend_x}" y="{HEIGHT - 16}" width="10" height="10" fill="{colour}"/>'
+            f'<text class="legend" x="{legend_x + 15}" y="{HEIGHT - 7}">{escape(line.name)}</text>'
         )
     parts += [*_x_labels(labels, centers), "</svg>"]
     return Markup("".join(parts))  # noqa: S704 - every text above went through escape()
