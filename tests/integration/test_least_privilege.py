@@ -127,9 +127,13 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     listing["queryStringParameters"] = {}
     run("BatchSessionsFunction", listing)
     recorder.function = "BatchReleaseFunction"
-    assert invoke("BatchReleaseFunction", {"release_id": "release-direct"})["session_count"] == 1
+    direct = invoke("BatchReleaseFunction", {"release_id": "release-direct"})
+    assert direct["session_count"] == 1
     recorder.function = "ExportFunction"
-    export_with_retention(invoke, lake_dir, "release-direct")
+    export_with_retention(invoke, lake_dir, "release-direct")  # with the report page (earlier releases)
+    report = copy.deepcopy(load_event("get_report"))
+    report["queryStringParameters"] = {"batch_id": direct["batch_id"]}
+    run("BatchSessionsFunction", report)
     recorder.function = "OutboxFunction"  # Lambda reads its streams; a replay reads the records
     replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [batch_id], "session_ids": ["sess-abc123"]}})
     assert replayed == {batch_id: ["BatchReleased"], "sess-abc123": []}  # its task is done: not sent again

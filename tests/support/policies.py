@@ -27,7 +27,8 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #   UseForImprovement: session id and session, has_events (Query on the table), make the task pending and
 #     complete it (conditional updates), get it; list tasks (Query on the sharded status index).
 #   BatchSessions: shard pages (Query), first events (index Query), batch record and pointer reads (shard
-#     counts, GET /batch), the batches listing (index Query, GET /batches).
+#     counts, GET /batch), the batches listing (index Query, GET /batches), the report page got from the
+#     lake under reports/ (GET /batch/report).
 #   BatchRelease: release record and pointer (get/seal/unseal/delete), bind release, batch record and count,
 #     settle: slots (Query), tombstones (conditional put, then a read of the slot when it is taken).
 #   Outbox: PutEvents on the bus (storage/bus.py); SendMessage to its dead-letter queue (the stream's
@@ -35,7 +36,8 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #     (storage/queue.py); a replay gets the batch record or the session's task.
 #   Export: release and batch records (get, claim/finish/fail updates), shard pages and each session's events
 #     (Query on the table); retention sets expires_at (UpdateItem) on slots, claims, events and tasks;
-#     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/.
+#     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/;
+#     the report page: earlier releases from the batches listing (index Query), the page put under reports/.
 EXPECTED_GRANTS: dict[str, Grants] = {
     "CollectionFunction": {
         "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
@@ -56,6 +58,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         EVENTS_BY_TIME: {"dynamodb:Query"},
         "BatchesTable": {"dynamodb:GetItem"},
         BATCHES_BY_ID: {"dynamodb:Query"},
+        "DatasetBucket/reports/*": {"s3:GetObject"},
     },
     "BatchReleaseFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
@@ -76,6 +79,8 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "ImprovementTasksTable": {"dynamodb:UpdateItem"},
         "DatasetBucket/sessions/*": {"s3:PutObject", "s3:AbortMultipartUpload"},
         "DatasetBucket/exports/*": {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"},
+        BATCHES_BY_ID: {"dynamodb:Query"},
+        "DatasetBucket/reports/*": {"s3:PutObject"},
     },
 }
 

@@ -111,7 +111,7 @@ def binary() -> str:
 def artifacts() -> Iterator[Path]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield ARTIFACTS
-    print(f"\nreport page screenshots and PDF: {ARTIFACTS}")  # noqa: T201 - where to look
+    print(f"\nreport page screenshots and PDF: {ARTIFACTS}")
 
 
 def exported_page(url: str, http: requests.Session, service: Clickstream) -> tuple[str, Path]:
