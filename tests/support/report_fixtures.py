@@ -108,12 +108,12 @@ def manifest(batch_id: str = "b-1700000000000-000000000001", **extra: Any) -> di
 
 
 def history(releases: int) -> list[dict[str, Any]]:
-    """Earlier releases, newest first, with CTR rising over time."""
+    """Earlier releases (a day apart, before the manifest's), newest first, with CTR rising over time."""
     return [
         {
-            "batch_id": f"b-{1_600_000_000_000 + (releases - index) * 86_400_000}-00000000000{index % 10}",
+            "batch_id": f"b-{1_700_000_000_000 - (index + 1) * 86_400_000}-00000000000{index % 10}",
             "release_id": f"release-{releases - index}",
-            "released_at": 1_600_000_000_000 + (releases - index) * 86_400_000,
+            "released_at": 1_700_000_000_000 - (index + 1) * 86_400_000,
             "metrics": metrics(ctr=0.3 + 0.005 * (releases - index), mrr=0.3, sessions=90),
         }
         for index in range(releases)

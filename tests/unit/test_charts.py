@@ -3,10 +3,11 @@ where the values put them, its text escaped."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 
-from clickstream.pages.charts import HEIGHT, Interval, Series, bar_chart, interval_chart, line_chart
+from clickstream.pages.charts import BOTTOM, CHAR_WIDTH, HEIGHT, Interval, Series, bar_chart, interval_chart, line_chart
 
 SVG = ""  # inline SVG in HTML needs no namespace, so the page names no URL at all
 
@@ -68,5 +69,17 @@ def test_an_interval_chart_draws_each_interval_around_its_point() -> None:
 
 def test_labels_are_thinned_so_thirty_releases_do_not_overlap() -> None:
     labels = [f"2026-01-{day:02d}" for day in range(1, 31)]
-    markup = line_chart("t", "T", labels, [Series("s", [0.5] * 30)])
-    assert 8 <= len(re.findall(r"2026-01-\d\d", markup)) <= 16
+    svg = parse(line_chart("t", "T", labels, [Series("s", [0.5] * 30)]))
+    shown = [text for text in svg.findall("text") if text.text and re.fullmatch(r"2026-01-\d\d", text.text)]
+    assert shown[-1].text == "2026-01-30"
+    assert len(shown) >= 5
+    centers = [float(text.get("x", "0")) for text in shown]
+    gaps = [right - left for left, right in itertools.pairwise(centers)]
+    assert min(gaps) >= len("2026-01-01") * CHAR_WIDTH  # room for each label
+
+
+def test_short_labels_are_all_shown() -> None:
+    svg = parse(bar_chart("h", "H", [str(position) for position in range(1, 13)], [1.0] * 12))
+    assert [text.text for text in svg.findall("text") if text.get("y") == str(HEIGHT - BOTTOM + 16)] == [
+        str(position) for position in range(1, 13)
+    ]

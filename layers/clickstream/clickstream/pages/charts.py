@@ -15,7 +15,8 @@ from markupsafe import Markup, escape
 
 WIDTH = 640
 HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 52  # room for the axes' labels and, below them, a legend
+LEFT, RIGHT, TOP, BOTTOM = 48, 40, 16, 52  # room for the axes' labels and, below them, a legend
+CHAR_WIDTH = 6.5  # of an 11px tick label, generously
 PALETTE = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2")
 
 
@@ -75,11 +76,14 @@ def _axes(top: float) -> list[str]:
 
 
 def _x_labels(labels: Sequence[str], centers: Sequence[float]) -> list[str]:
-    every = max(1, len(labels) // 12)  # at most about a dozen labels, so they never overlap
+    """Every label that fits: as many as the widest label (at about CHAR_WIDTH a character) leaves room for."""
+    widest = max((len(label) for label in labels), default=1) * CHAR_WIDTH + 8
+    room = max(1, int((WIDTH - LEFT - RIGHT) // widest))
+    every = -(-len(labels) // room)  # ceiling: labels never overlap
     return [
         f'<text class="tick" x="{_number(x)}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>'
         for index, (label, x) in enumerate(zip(labels, centers, strict=True))
-        if index % every == 0 or index == len(labels) - 1
+        if (len(labels) - 1 - index) % every == 0  # counted from the last: the newest release is labelled
     ]
 
 
