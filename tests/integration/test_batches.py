@@ -51,6 +51,9 @@ def test_a_batch_moves_from_collecting_to_released_to_exported(get: Get, service
         "session_count": 1,
         "event_count": 0,
         "parts": 1,
+        "report": released["dataset"]["manifest"]
+        .replace("sessions/", "reports/")
+        .replace("manifest.json", "report.html"),
     }
     assert exported["metrics"]["sessions"] == 1
 
