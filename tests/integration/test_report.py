@@ -5,28 +5,14 @@ GET /batch/report once the dataset exists, comparing against the previous export
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from clickstream.domain.datasets.layout import dataset_folder
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
-from local.apigateway import HttpResult, route_event
+from tests.integration.conftest import Get
 from tests.support.datasets import manifest, run_export
 from tests.support.domain import new_session
-
-Get = Callable[..., HttpResult]
-
-
-@pytest.fixture
-def get(invoke_http: Callable[[str, dict[str, Any]], HttpResult]) -> Get:
-    def call(path: str, **query: str) -> HttpResult:
-        return invoke_http("BatchSessionsFunction", route_event(f"GET {path}", query=query or None))
-
-    return call
 
 
 def release_batch(service: Clickstream, release_id: str, sessions: int, clicked: int) -> str:
