@@ -42,7 +42,8 @@ def test_a_line_chart_breaks_where_a_value_is_missing_and_has_a_legend() -> None
     svg = parse(line_chart("trend", "Trend", ["a", "b", "c", "d", "e"], series))
     lines = svg.findall(f"{SVG}polyline")
     assert [len(line.get("points", "").split()) for line in lines] == [2, 2]
-    assert len(svg.findall(f"{SVG}circle")) == 1  # MRR's lone value is a point
+    (lone,) = svg.findall(f"{SVG}circle")  # MRR's lone value is a point, in MRR's colour
+    assert lone.get("fill") == svg.findall(f"{SVG}rect")[1].get("fill") != svg.findall(f"{SVG}rect")[0].get("fill")
     assert [text.text for text in svg.findall(f"{SVG}text") if text.get("class") == "legend"] == ["CTR", "MRR"]
 
 

@@ -120,7 +120,7 @@ def line_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequenc
         for run in _runs(line.values, centers, top):
             if len(run) == 1:
                 x, y = run[0]
-                parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
+                parts.append(f'<circle class="marker" cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
             else:
                 points = " ".join(f"{x},{y}" for x, y in run)
                 parts.append(f'<polyline class="line" fill="none" stroke="{colour}" points="{points}"/>')

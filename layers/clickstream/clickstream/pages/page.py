@@ -120,8 +120,11 @@ def _examination(click_model: Mapping[str, Any] | None, metrics: Mapping[str, An
     positions = [str(position) for position in range(1, 21) if str(position) in examination]
     counts = metrics.get("click_position_histogram") or {}
     first = counts.get("1") or 0
-    raw = [counts[key] / first if first and key in counts and key in HISTOGRAM_KEYS[:10] else None for key in positions]
     model = [examination.get(key) for key in positions]
+    raw = [  # the histogram counts positions 1..10 one by one; a position never shown (null) has no rate
+        counts[key] / first if first and key in HISTOGRAM_KEYS[:10] and examination.get(key) is not None else None
+        for key in positions
+    ]
     series = [Series("Examination (PBM)", model), Series("Raw clicks, relative to position 1", raw)]
     chart = line_chart("examination", "Examination by position against raw clicks", positions, series)
     rows = [(key, model[index], raw[index]) for index, key in enumerate(positions)]
