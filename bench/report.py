@@ -226,7 +226,9 @@ def _counts(cases: list[Case]) -> list[str]:
         "The fixed scenario of `bench/request_counts.py` on fresh tables (11 sessions, 3 events each but one). "
         "**This table is the budget**: `tests/integration/test_request_counts.py` (part of `make test`) runs the same "
         "scenario and fails when a case issues more requests than listed here. `make bench` rewrites it, so "
-        "a rise shows in the diff of this file.",
+        "a rise shows in the diff of this file. Events and irrelevant marks read their batch's state (is it fenced "
+        "by its export?, contract 13.5); a container caches it for `BATCH_STATE_CACHE_MS` (10 s), so most calls "
+        "skip that read; the scenario runs with the cache off and counts it every time.",
         "",
         counts_table(cases),
     ]

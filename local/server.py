@@ -196,9 +196,7 @@ def main() -> None:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws.endpoint
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)
-    os.environ.setdefault("EXPORT_DELAY_SECONDS", "0")
-    # Locally no CloudWatch agent reads metrics from stdout.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    _local_defaults()
     tables = local_table_names()
     ensure_tables(dynamodb_client(endpoint), tables)
     queues = ensure_queues(boto3.session.Session().client("sqs", endpoint_url=aws.endpoint))
@@ -245,6 +243,16 @@ def main() -> None:
             automation.stop()
         aws.stop()
         sys.stdout.flush()
+
+
+def _local_defaults() -> None:
+    os.environ.setdefault("EXPORT_DELAY_SECONDS", "0")
+    # Late writes (docs/protocol.md): no container caches a batch's state, and a call is taken to end within
+    # 2 s (nothing stops a longer one here, as Lambda's timeout does), so an export reads 2 s after its fence.
+    os.environ.setdefault("BATCH_STATE_CACHE_MS", "0")
+    os.environ.setdefault("WRITE_SETTLE_MS", "2000")
+    # Locally no CloudWatch agent reads metrics from stdout.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 
 def _api_socket(host: str, port: int) -> socket.socket:

@@ -292,7 +292,9 @@ def test_the_tasks_stream_filters_pass_exactly_the_tasks_the_outbox_delivers(
     complete(invoke_http, session_id="sess-f", status="done")
     time.sleep(0.002)
     schedule(invoke_http, "sess-f")
-    service.storage.tasks.expire("sess-f", 1_900_000_000)
+    task = service.storage.tasks.get("sess-f")
+    assert task is not None
+    service.storage.tasks.expire("sess-f", task.batch_id, 1_900_000_000)
     relay = StreamRelay(dynamodb.endpoint, tables["ImprovementTasksTable"], "OutboxFunction", local_functions())
     records = all_records(relay)
     # moto also streams a keys-only INSERT when an update creates an item (DynamoDB streams one record);

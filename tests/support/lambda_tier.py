@@ -24,7 +24,7 @@ Invoke = Callable[[str, Any], Any]
 BUCKET = "clickstream-lake"  # the template's DatasetBucket, on the embedded moto
 
 _BATCH_ID = re.compile(r"\bb-\d{13}-[0-9a-f]{12}\b")
-_TIMES = re.compile(r"(_at|_until|_ms|timestamp|time)$")
+_TIMES = re.compile(r"(_at|_until|_after|_ms|timestamp|time)$")
 _OPAQUE = {"next", "request_id", "export_id", "expires_at"}
 
 

@@ -25,7 +25,8 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #     session, read its slot), add_events (session id, put events), mark_irrelevant (session id, update the
 #     session), GET /session (session id, session, first events through the time index).
 #   UseForImprovement: session id and session, has_events (Query on the table), make the task pending and
-#     complete it (conditional updates), get it; list tasks (Query on the sharded status index).
+#     complete it (conditional updates), get it; list tasks (Query on the sharded status index); with
+#     retention, the session's batch record (a task of an exported batch expires with it).
 #   BatchSessions: shard pages (Query), first events (index Query), batch record and pointer reads (shard
 #     counts, GET /batch), the batches listing (index Query, GET /batches), the report page got from the
 #     lake under reports/ (GET /batch/report).
@@ -35,7 +36,8 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #     on-failure destination, sent by Lambda on its behalf); SendMessage of pending tasks to the tasks queue
 #     (storage/queue.py); a replay gets the batch record or the session's task.
 #   Export: release and batch records (get, claim/finish/fail updates), shard pages and each session's events
-#     (Query on the table); retention sets expires_at (UpdateItem) on slots, claims, events and tasks;
+#     (Query on the table); retention reads each session's claim and sets expires_at (UpdateItem) on slots,
+#     claims, events and tasks;
 #     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/;
 #     the report page: earlier releases from the batches listing (index Query), the page put under reports/.
 EXPECTED_GRANTS: dict[str, Grants] = {
@@ -52,6 +54,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "EventsTable": {"dynamodb:Query"},
         "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         TASKS_BY_STATUS: {"dynamodb:Query"},
+        "BatchesTable": {"dynamodb:GetItem"},
     },
     "BatchSessionsFunction": {
         "SessionsTable": {"dynamodb:Query"},
@@ -74,7 +77,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
     "ExportFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "SessionsTable": {"dynamodb:Query", "dynamodb:UpdateItem"},
-        "SessionIdsTable": {"dynamodb:UpdateItem"},
+        "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "EventsTable": {"dynamodb:Query", "dynamodb:UpdateItem"},
         "ImprovementTasksTable": {"dynamodb:UpdateItem"},
         "DatasetBucket/sessions/*": {"s3:PutObject", "s3:AbortMultipartUpload"},

@@ -15,6 +15,7 @@ from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.improvement import Improvement
+from clickstream.domain.late_writes import LateWrites
 from clickstream.domain.paging import Pager
 from clickstream.domain.ports import Lake, ReportPages, Stores
 from clickstream.domain.registration import Registrar
@@ -65,8 +66,9 @@ class Clickstream:
         )
         self.releaser = Releaser(context)
         self.registrar = Registrar(context, self.releaser)
-        self.sessions = Sessions(context, self.registrar)
-        self.improvement = Improvement(context, self.sessions)
+        self.late_writes = LateWrites(context)
+        self.sessions = Sessions(context, self.registrar, self.late_writes)
+        self.improvement = Improvement(context, self.sessions, self.late_writes)
         self.lake = lake or lake_from_settings(settings)
         self.batches = BatchDirectory(context, self.lake)
         self.pager = Pager(context, self.batches)

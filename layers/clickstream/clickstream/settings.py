@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -39,6 +39,12 @@ class Settings(BaseModel):
     export_range_sessions: int = Field(default=20_000, ge=1, le=1_000_000)
     # Days a released batch's items stay in DynamoDB after its dataset is exported; 0 keeps them.
     retention_days: int = Field(default=0, ge=0)
+    # Late writes (contract 13.5): how long a container trusts what it read of a batch that may still change
+    # (collecting, released, not fenced or exported yet); and how long the export waits after fencing a batch
+    # before reading it, and after recording its dataset before setting its items' expiry. The wait must
+    # exceed the cache plus the longest call (the API functions' 29 s timeout): docs/protocol.md says why.
+    batch_state_cache_ms: int = Field(default=10_000, ge=0)
+    write_settle_ms: int = Field(default=60_000, ge=0)
     # The EventBridge bus that receives BatchReleased and BatchExported.
     event_bus_name: str = "default"
     # The SQS queue each pending improvement task is delivered to (contract 12).
@@ -56,6 +62,12 @@ class Settings(BaseModel):
     # Concurrent DynamoDB requests one invocation may issue (a page's shards and events, a release's
     # tombstones): 64 reads the events of a page of 64 sessions in one wave.
     dynamodb_max_concurrency: int = Field(default=64, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _settle_outlasts_the_cache(self) -> Settings:
+        if self.write_settle_ms < self.batch_state_cache_ms:
+            raise ValueError("write_settle_ms must be at least batch_state_cache_ms (and the longest call)")
+        return self
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -6,7 +6,7 @@ DynamoDB calls: GetItem, PutItem, UpdateItem on SessionIdsTable.
 from __future__ import annotations
 
 from clickstream.records import Claim, Place
-from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
+from clickstream.storage.plumbing import Dynamo, Item, is_live, n, optional_n, optional_s, s
 
 _REGISTERED = "registered"
 
@@ -36,7 +36,8 @@ class Claims:
     def claim(self, session_id: str, token: str, now: int, place: Place) -> bool:
         """Claim a session_id for one registration, with the place it is numbered for; False when it is
         claimed already. The place is in the claim before the session is written, so a retry that takes
-        the claim over finishes there and a session_id never lands in two places."""
+        the claim over finishes there and a session_id never lands in two places. An expired claim (its
+        batch's retention ran out) is no claim: the session_id registers again, as a new session."""
         item = {
             "session_id": s(session_id),
             "state": s("assigned"),
@@ -46,11 +47,12 @@ class Claims:
             "session_number": n(place.session_number),
             "shards": n(place.shards),
         }
-        return self._dynamo.put_new(self._table, item, "session_id")
+        return self._dynamo.put_new(self._table, item, "session_id", over_expired=True)
 
     def get(self, session_id: str) -> Claim | None:
+        """The live claim (an expired one is gone, whether or not TTL has deleted it yet)."""
         item = self._dynamo.get(self._table, {"session_id": s(session_id)})
-        return None if item is None else _claim(item)
+        return _claim(item) if item is not None and is_live(item, self._dynamo.now_s()) else None
 
     def take_over(self, session_id: str, old_token: str, new_token: str, now: int) -> Claim | None:
         """Replace a stale claim (its registration crashed or stalled) with ours.
@@ -111,5 +113,6 @@ class Claims:
         )
         return response is not None
 
-    def expire(self, session_id: str, at_seconds: int) -> None:
-        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds)
+    def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None:
+        """The claim's time to live, if it still places the session in `batch_id` (not a later session)."""
+        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds, batch_id)
