@@ -1,5 +1,6 @@
 """Reading batches: `GET /batch/sessions` (contract 2.2) pages a batch's sessions with their first events;
-`GET /batch` and `GET /batches` (contract 7.4) show a batch, its dataset and its quality report."""
+`GET /batch` and `GET /batches` (contract 7.4) show a batch, its dataset and its quality report; `GET /batch/report`
+(contract 16) is the exported batch's report page."""
 
 from __future__ import annotations
 
@@ -44,6 +45,27 @@ def batch_sessions(
 def batch(batch_id: BatchId) -> BatchView:
     log_keys(batch_id=batch_id)
     return get_service().batch(batch_id)
+
+
+# The page is self-contained; the header repeats its own policy for browsers that open it from the API.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@app.get(
+    "/batch/report",
+    summary="The exported batch's report page (HTML): metrics, charts, experiments, trend",
+    responses={
+        200: {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+        **error_responses(404, 422, 503),
+    },
+)
+def batch_report(batch_id: BatchId) -> Response[Any]:
+    log_keys(batch_id=batch_id)
+    page = get_service().report_page(batch_id)
+    return Response(200, content_type="text/html; charset=utf-8", body=page.decode("utf-8"), headers=PAGE_HEADERS)
 
 
 @app.get(

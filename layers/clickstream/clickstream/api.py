@@ -28,6 +28,7 @@ from clickstream.errors import (
     InvalidField,
     NoCollectingBatch,
     PayloadTooLarge,
+    ReportNotFound,
     SessionNotFound,
     StorageUnavailable,
     TaskCompletedOtherwise,
@@ -42,6 +43,7 @@ _telemetry = PowertoolsTelemetry()
 _STATUS: dict[type[ClickstreamError], HTTPStatus] = {
     SessionNotFound: HTTPStatus.NOT_FOUND,
     BatchNotFound: HTTPStatus.NOT_FOUND,
+    ReportNotFound: HTTPStatus.NOT_FOUND,
     TaskNotFound: HTTPStatus.NOT_FOUND,
     TaskCompletedOtherwise: HTTPStatus.CONFLICT,
     NoCollectingBatch: HTTPStatus.NOT_FOUND,
