@@ -18,6 +18,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from local import least_privilege
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
@@ -37,12 +38,17 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 put_layers_on_path()
+# Every AWS call a function makes is checked against its policy in template.yaml (local/least_privilege.py).
+least_privilege.install()
 
 from clickstream import runtime  # noqa: E402 - the layer is on the path only now
 from clickstream.service import Clickstream  # noqa: E402
 from clickstream.settings import Settings  # noqa: E402
 from clickstream.storage import Storage  # noqa: E402
 from local.harness import LocalFunctions  # noqa: E402
+from tests.support.privilege import domain_calls_run_as_their_functions  # noqa: E402
+
+domain_calls_run_as_their_functions()
 
 
 @pytest.fixture(scope="session")

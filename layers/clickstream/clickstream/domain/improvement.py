@@ -31,7 +31,9 @@ class Improvement:
     def use_for_improvement(self, session_id: str) -> ImprovementDecision:
         """Skip payload searches and sessions with neither events nor the irrelevant mark; otherwise a task
         is pending for the session (the one already pending, if any: never two)."""
-        session = self._sessions.stored(session_id)
+        # UseForImprovementFunction may not write the session-ids table: scheduling leaves a missing mark
+        # of the registration to the collection routes (docs/protocol.md, Registration).
+        session = self._sessions.stored(session_id, complete_registration=False)
         if session.is_payload_search:
             return self._skipped(session_id, "payload_search")
         if not session.is_irrelevant and not self._storage.events.exist_for(session_id):
