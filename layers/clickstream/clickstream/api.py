@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BeforeValidator
 
 from clickstream.codec import parse_body
 from clickstream.errors import (
@@ -36,6 +37,16 @@ from clickstream.models import ErrorBody, ValidationErrorBody
 from clickstream.observability import PowertoolsTelemetry, logger, metrics, traced_section, tracer
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def _ascii_digits(value: Any) -> Any:
+    # pydantic's lax int also takes "1_0", " 5", "5 " and "+5"; a query integer is digits only.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in ASCII decimal digits, like 10")
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(_ascii_digits)]
 _telemetry = PowertoolsTelemetry()
 
 _STATUS: dict[type[ClickstreamError], HTTPStatus] = {

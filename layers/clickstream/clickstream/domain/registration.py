@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from clickstream.domain.context import Context
 from clickstream.domain.numbering import NumberBlocks
 from clickstream.domain.rules import InputRules, Search
-from clickstream.errors import ConflictError, SessionNotFound, TimestampOutsideWindow
+from clickstream.errors import ConflictError, InvalidField, PayloadTooLarge, SessionNotFound
 from clickstream.models import NewSession, Registration
 from clickstream.records import Claim, Place, Pointer, PointerUnavailable, StoredSession
 
@@ -59,9 +59,10 @@ class Registrar:
         now = self._clock()
         try:
             search = self._rules.search(new, now)
-        except TimestampOutsideWindow:
-            # A client retrying long after its first call (its created_at now outside the window) gets
-            # that first registration back rather than a 422. Any other broken rule is refused as such.
+        except (InvalidField, PayloadTooLarge):
+            # The first registration stands whatever the repeat carries (contract 3.1): a client retrying
+            # long after its first call (created_at now outside the window), or with a body too large to
+            # store, gets it back rather than a 422 or 413. A new session_id is refused as such.
             registered = registration_of(self._storage.claims.get(new.session_id))
             if registered is None:
                 raise
