@@ -149,6 +149,13 @@ def _statements(policies: Any, function_id: str) -> list[dict[str, Any]]:
 
 def function_policy(function_id: str) -> Policy:
     """The function's policy as it stands now (resource names from the current environment)."""
+    names = tuple(os.environ.get(variable, "") for variable in _variables_naming().values())
+    return _policy(function_id, names, region())
+
+
+@cache
+def _policy(function_id: str, names: tuple[str, ...], at_region: str) -> Policy:
+    """The policy with these resource names (the cache key: a test that renames a resource gets its own)."""
     template = load_template()
     properties = with_defaults(template, template["Resources"][function_id]["Properties"])
     statements = []

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from clickstream.records import StoredEvent
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
@@ -18,7 +19,7 @@ from clickstream.storage.plumbing import new_client, s
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws
 from local.lambda_runtime import running_as
-from tests.support import load_event
+from tests.support import load_event, now_ms
 from tests.support.domain import unmarked_session
 
 Invoke = Callable[[str, dict[str, Any]], HttpResult]
@@ -91,6 +92,7 @@ def test_scheduling_a_session_whose_registration_stopped_before_its_mark_is_no_5
     """UseForImprovementFunction may not write the session-ids table: it schedules the session (in its slot,
     so registered) without completing the mark, which a collection read or a retried registration does."""
     unmarked_session(service, storage, "sess-unmarked")
+    assert storage.events.put("sess-unmarked", StoredEvent("e-1", "shoe-17", "click", now_ms(), None))  # setup
     event = load_event("use_for_improvement")
     event["body"] = json.dumps({"session_id": "sess-unmarked"})
     scheduled = invoke_http("UseForImprovementFunction", event)
