@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from clickstream.records import StoredEvent
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
+from clickstream.storage.lake import S3Lake
 from clickstream.storage.plumbing import new_client, s
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws
@@ -51,7 +54,9 @@ def test_a_write_outside_the_functions_policy_is_refused_as_dynamodb_refuses_it(
     assert denied(on_index.value) == ("AccessDeniedException", 400)
 
 
-def test_sqs_eventbridge_and_s3_calls_are_checked_too(settings: Settings, dynamodb: EmbeddedAws) -> None:
+def test_sqs_eventbridge_and_s3_calls_are_checked_too(
+    settings: Settings, dynamodb: EmbeddedAws, tmp_path: Path
+) -> None:
     session = boto3.session.Session()
     sqs = session.client("sqs", endpoint_url=dynamodb.endpoint)
     with running_as("CollectionFunction"), pytest.raises(ClientError) as not_sent:
@@ -78,6 +83,13 @@ def test_sqs_eventbridge_and_s3_calls_are_checked_too(settings: Settings, dynamo
                 s3.get_object(Bucket="policy-check-lake", Key="exports/batch_id=b/none")
             assert denied(missing.value) == ("AccessDenied", 403)
             assert s3.get_object(Bucket="policy-check-lake", Key="exports/batch_id=b/work")["Body"].read() == b"x"
+            # upload_file runs in s3transfer's threads: the check follows the function there.
+            part = tmp_path / "part"
+            part.write_bytes(b"part")
+            lake = S3Lake(s3, "policy-check-lake")
+            lake.put_file("sessions/batch_id=b/part-00000.jsonl.gz", part)
+            with pytest.raises(S3UploadFailedError, match="AccessDenied"):
+                lake.put_file("elsewhere/part", part)
 
 
 def test_calls_outside_every_function_are_not_checked(settings: Settings) -> None:
