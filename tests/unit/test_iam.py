@@ -38,7 +38,7 @@ def test_tables_and_indexes_are_granted_one_by_one_under_the_names_the_environme
     assert allowed("CollectionFunction", "dynamodb", "Query", TableName="events-t", IndexName="by_created_at")
     assert not allowed("CollectionFunction", "dynamodb", "Query", TableName="sessions-t", IndexName="by_created_at")
     assert not allowed("UseForImprovementFunction", "dynamodb", "UpdateItem", TableName="SessionIdsTable")
-    writes = {"RequestItems": {"events-t": []}}
+    writes: dict[str, object] = {"RequestItems": {"events-t": []}}
     assert not allowed("CollectionFunction", "dynamodb", "BatchWriteItem", **writes)
 
 
