@@ -24,6 +24,7 @@ from local.dynamodb import EmbeddedAws
 from local.lambda_runtime import running_as
 from tests.support import load_event, now_ms
 from tests.support.domain import unmarked_session
+from tests.support.privilege import serving_functions
 
 Invoke = Callable[[str, dict[str, Any]], HttpResult]
 
@@ -119,3 +120,10 @@ def test_scheduling_a_session_whose_registration_stopped_before_its_mark_is_no_5
     claim = storage.claims.get("sess-unmarked")
     assert claim is not None
     assert claim.is_registered
+
+
+def test_every_entry_point_of_the_domain_is_checked_as_the_function_that_calls_it() -> None:
+    served = {method for owner, method in serving_functions() if owner is Clickstream}
+    public = {name for name, member in vars(Clickstream).items() if callable(member) and not name.startswith("_")}
+    assert served == public
+    assert serving_functions()[(Clickstream, "use_for_improvement")] == "UseForImprovementFunction"
