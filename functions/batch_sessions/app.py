@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from clickstream.api import (
-    QueryInt,
     build_resolver,
+    digits_query,
     error_responses,
     json_response,
     lambda_entry,
@@ -35,9 +35,9 @@ BatchId = Annotated[
 )
 def batch_sessions(
     batch_id: BatchId,
-    after_number: Annotated[QueryInt, Query(ge=0, le=2**53)] = 0,
-    limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 10,
-    events_limit: Annotated[QueryInt, Query(ge=0, le=1000)] = 100,
+    after_number: Annotated[int, digits_query(ge=0, le=2**53)] = 0,
+    limit: Annotated[int, digits_query(ge=1, le=1000)] = 10,
+    events_limit: Annotated[int, digits_query(ge=0, le=1000)] = 100,
 ) -> Response[Any]:
     log_keys(batch_id=batch_id)
     page = get_service().batch_page_json(batch_id, after_number, limit, events_limit)
@@ -60,7 +60,7 @@ def batch(batch_id: BatchId) -> BatchView:
     responses={**ok_response(BatchList), **error_responses(422, 503)},
 )
 def batches(
-    limit: Annotated[QueryInt, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, digits_query(ge=1, le=100)] = 20,
     before: Annotated[
         str | None, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["b-1700000000000-0123456789ab"])
     ] = None,

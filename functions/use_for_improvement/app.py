@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from clickstream.api import (
-    QueryInt,
     build_resolver,
+    digits_query,
     error_responses,
     json_response,
     lambda_entry,
@@ -56,7 +56,7 @@ def complete_task(request: Annotated[TaskCompletion, Body()]) -> ImprovementTask
 )
 def tasks(
     status: Annotated[Literal["pending", "done", "failed"], Query()] = "pending",
-    limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, digits_query(ge=1, le=1000)] = 100,
     after: Annotated[
         str | None,
         Query(max_length=46, pattern=TASK_CURSOR, examples=["1700000000000#9f86d081884c7d659a2feaa0c55ad015"]),
