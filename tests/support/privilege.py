@@ -3,8 +3,10 @@
 Many integration tests (faults, crashes, races) drive the service through `Clickstream` rather than
 through a handler. Each public method of `Clickstream` (and of its `Exporter`) is called by exactly one
 function's handler; read from the handlers' code, that function is the one a test's call is checked
-as (local/least_privilege.py), unless a function is running already (then its own policy applies, so a
-handler calling another function's method is not masked).
+as (local/least_privilege.py). A call from inside another function's invocation (a test's hook racing a
+registration against a release's wait) is that other function's call, so it is checked as such; a handler
+only calls methods of its own function (`serving_functions` finds each method in one handler only), so
+this never lends a handler another function's grants.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from clickstream.domain.datasets.export import Exporter
 from clickstream.service import Clickstream
-from local.lambda_runtime import running_as, running_function
+from local.lambda_runtime import running_as
 from local.template import ROOT, load_template, resources_of_type
 
 CALLS = {Clickstream: re.compile(r"get_service\(\)\.(\w+)\("), Exporter: re.compile(r"\bexporter\.(\w+)\(")}
@@ -39,8 +41,6 @@ def serving_functions() -> dict[tuple[type, str], str]:
 def _as_function(function_id: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if running_function.get() is not None:
-            return method(*args, **kwargs)
         with running_as(function_id):
             return method(*args, **kwargs)
 
