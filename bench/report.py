@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report_cost import cost_section
+from bench.report_deployed import deployed_section, deployed_summary_row
 from bench.report_export import export_section
 from bench.request_counts import Case, counts_table
 
@@ -54,6 +55,8 @@ def _summary(results: dict[str, Any]) -> list[str]:
                     _met(measured[worst_name] <= COLD_TARGET),
                 ]
             )
+    if results.get("deployed"):
+        rows.append(deployed_summary_row(results["deployed"]))
     warm = results.get("overhead")
     if warm:
         worst_name, worst = max(warm["routes"].items(), key=lambda item: item[1]["ratio"])
@@ -408,6 +411,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
     ]
     if results.get("coldstart"):
         lines += [*_coldstart(results["coldstart"], (before or {}).get("coldstart")), ""]
+    if results.get("deployed"):
+        lines += [*deployed_section(results["deployed"]), ""]
     if results.get("overhead"):
         lines += [*_overhead(results["overhead"], (before or {}).get("overhead")), ""]
     lines += [*_counts(cases), ""]
