@@ -9,7 +9,15 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
+from clickstream.api import (
+    build_resolver,
+    digits_query,
+    error_responses,
+    json_response,
+    lambda_entry,
+    log_keys,
+    ok_response,
+)
 from clickstream.models import PRINTABLE, BatchPage
 from clickstream.reports import BatchList, BatchView
 from clickstream.runtime import get_service
@@ -28,9 +36,9 @@ BatchId = Annotated[
 )
 def batch_sessions(
     batch_id: BatchId,
-    after_number: Annotated[int, Query(ge=0, le=2**53)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    events_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
+    after_number: Annotated[int, digits_query(ge=0, le=2**53)] = 0,
+    limit: Annotated[int, digits_query(ge=1, le=1000)] = 10,
+    events_limit: Annotated[int, digits_query(ge=0, le=1000)] = 100,
 ) -> Response[Any]:
     log_keys(batch_id=batch_id)
     page = get_service().batch_page_json(batch_id, after_number, limit, events_limit)
@@ -74,7 +82,7 @@ def batch_report(batch_id: BatchId) -> Response[Any]:
     responses={**ok_response(BatchList), **error_responses(422, 503)},
 )
 def batches(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, digits_query(ge=1, le=100)] = 20,
     before: Annotated[
         str | None, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["b-1700000000000-0123456789ab"])
     ] = None,
