@@ -40,6 +40,7 @@ def lambda_environment(dynamodb_endpoint: str | None, aws_endpoint: str | None =
     if aws_endpoint:
         environment["AWS_ENDPOINT_URL_EVENTBRIDGE"] = aws_endpoint  # botocore names it by service id
         environment["AWS_ENDPOINT_URL_SQS"] = aws_endpoint
+        environment["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = aws_endpoint  # the key of USER_ID_HASHING=hmac
     for function_id in sorted(resources_of_type(template, "AWS::Serverless::Function")):
         environment.update(function_environment(template, function_id, names))
     return environment

@@ -23,6 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from local import least_privilege
 from local.apigateway import http_api_event
 from local.automation import LocalAutomation
 from local.docs_page import DOCS_PATH, swagger_page
@@ -40,6 +41,7 @@ from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
 from local.queues import ensure_queues
 from local.run_record import RunRecord, remove_record, write_record
+from local.secrets import apply_user_id_secret
 from local.sigv4 import signature_problem
 
 # API Gateway HTTP APIs accept payloads up to 10 MB.
@@ -197,12 +199,14 @@ def main() -> None:
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)
     _local_defaults()
+    apply_user_id_secret(aws.endpoint)
     tables = local_table_names()
     ensure_tables(dynamodb_client(endpoint), tables)
     queues = ensure_queues(boto3.session.Session().client("sqs", endpoint_url=aws.endpoint))
 
     from local.openapi import generate
 
+    least_privilege.install()  # a call outside a function's policy fails here as in AWS
     credentials = LocalCredentials.from_environment()
     api = LocalApi(LocalFunctions(), openapi_document=generate(), credentials=credentials)
     base_url = f"http://{host}:{port}"

@@ -1,4 +1,4 @@
-"""Improvement tasks reach their worker (contract 12): every task that becomes pending is delivered to the
+"""Improvement tasks reach their worker (contract 9): every task that becomes pending is delivered to the
 template's SQS queue by the outbox (the tasks table's stream, delivered to the real outbox function as
 Lambda's event source mapping does), the worker completes it through the real handler, and workers that
 poll list tasks oldest first. The worker here reads what a real worker reads: SQS messages."""

@@ -40,17 +40,25 @@ class MissingItem(Exception):
 class MemoryClaims:
     items: dict[str, Claim] = field(default_factory=dict)
     expiries: dict[str, int] = field(default_factory=dict)
+    user_keys: dict[str, str] = field(default_factory=dict)  # session_id -> user_key, as the sparse index
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def claim(self, session_id: str, token: str, now: int, place: Place) -> bool:
+    def claim(self, session_id: str, token: str, now: int, place: Place, user_key: str | None = None) -> bool:
         with self.lock:
             if session_id in self.items:
                 return False
             self.items[session_id] = Claim(session_id, "assigned", token, now, place)
+            if user_key is not None:
+                self.user_keys[session_id] = user_key
             return True
 
     def get(self, session_id: str) -> Claim | None:
         return self.items.get(session_id)
+
+    def user_sessions(self, user_key: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
+        found = sorted(sid for sid, key in self.user_keys.items() if key == user_key and (after is None or sid > after))
+        page = found[:limit]
+        return page, (page[-1] if len(found) > limit else None)
 
     def take_over(self, session_id: str, old_token: str, new_token: str, now: int) -> Claim | None:
         with self.lock:

@@ -97,6 +97,7 @@ class DatasetView(BaseModel):
     session_count: int | None
     event_count: int | None
     parts: int | None
+    report: str | None = None  # the report page's URI (contract 16), once exported
 
 
 class BatchView(BaseModel):

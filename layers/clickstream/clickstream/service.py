@@ -18,7 +18,8 @@ from clickstream.domain.experiment_history import ExperimentHistory
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.late_writes import LateWrites
 from clickstream.domain.paging import Pager
-from clickstream.domain.ports import Lake, Stores
+from clickstream.domain.ports import KeySource, Lake, ReportPages, Stores
+from clickstream.domain.pseudonyms import UserIds
 from clickstream.domain.registration import Registrar
 from clickstream.domain.release import Releaser
 from clickstream.domain.rules import Clock, now_ms
@@ -36,9 +37,11 @@ from clickstream.models import (
     TaskCompletion,
     TaskList,
 )
+from clickstream.pages import JinjaReportPages
 from clickstream.reports import BatchList, BatchView, ExperimentAcrossBatches
 from clickstream.settings import Settings
 from clickstream.storage.lake import lake_from_settings
+from clickstream.storage.secrets import key_from_settings
 
 
 class Clickstream:
@@ -50,8 +53,10 @@ class Clickstream:
         telemetry: Telemetry | None = None,
         fanout: Fanout | None = None,
         lake: Lake | None = None,
+        pages: ReportPages | None = None,
         clock: Clock = now_ms,
         sleep: Callable[[float], None] = time.sleep,
+        user_id_key: KeySource | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
@@ -62,7 +67,9 @@ class Clickstream:
             telemetry=telemetry or Silent(),
             clock=clock,
             sleep=sleep,
+            user_ids=UserIds(user_id_key or key_from_settings(settings)),
         )
+        self.user_ids = context.user_ids
         self.releaser = Releaser(context)
         self.registrar = Registrar(context, self.releaser)
         self.late_writes = LateWrites(context)
@@ -71,11 +78,15 @@ class Clickstream:
         self.lake = lake or lake_from_settings(settings)
         self.batches = BatchDirectory(context, self.lake)
         self.pager = Pager(context, self.batches)
-        self.exporter = Exporter(context, self.lake)
+        self.exporter = Exporter(context, self.lake, pages or JinjaReportPages())
         self.experiments = ExperimentHistory(context)
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)
+
+    def sessions_of_user(self, user_id: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
+        """The session ids registered with the raw `user_id`, a page at a time (for the erasure, contract 17)."""
+        return self.storage.claims.user_sessions(self.user_ids.key_of(user_id), limit, after)
 
     def add_events(self, session_id: str, events: list[NewEvent]) -> EventsAdded:
         return self.sessions.add_events(session_id, events)
@@ -103,6 +114,9 @@ class Clickstream:
 
     def batch(self, batch_id: str) -> BatchView:
         return self.batches.view(batch_id)
+
+    def report_page(self, batch_id: str) -> bytes:
+        return self.batches.report_page(batch_id)
 
     def list_batches(self, limit: int, before: str | None) -> BatchList:
         return self.batches.newest(limit, before)

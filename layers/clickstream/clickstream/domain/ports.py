@@ -12,7 +12,7 @@ exception; `PointerStore.next_block` raises `PointerUnavailable`, and a store th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,8 +37,13 @@ from clickstream.records import (
 class ClaimStore(Protocol):
     """The claim that makes a session_id register once, and the place it registered in."""
 
-    def claim(self, session_id: str, token: str, now: int, place: Place) -> bool: ...
+    def claim(self, session_id: str, token: str, now: int, place: Place, user_key: str | None = None) -> bool: ...
     def get(self, session_id: str) -> Claim | None: ...
+    def user_sessions(self, user_key: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
+        """Session ids claimed with `user_key` (domain.pseudonyms), in session_id order, `limit` at a time
+        after the session_id `after`; with the session_id to continue after, None on the last page."""
+        ...
+
     def take_over(self, session_id: str, old_token: str, new_token: str, now: int) -> Claim | None: ...
     def assign(self, session_id: str, token: str, place: Place) -> bool: ...
     def mark_registered(self, session_id: str, place: Place) -> bool: ...
@@ -161,6 +166,19 @@ class Lake(Protocol):
 
     def fetch(self, key: str, path: Path) -> bool:
         """Copy the object to `path`; False when there is none."""
+
+
+class KeySource(Protocol):
+    """The key user ids are pseudonymised with (contract 17): the stack's secret, read once per container."""
+
+    def key(self) -> bytes: ...
+
+
+class ReportPages(Protocol):
+    """Renders an export's report page (contract 16): from its manifest and the earlier exported releases,
+    newest first, each `{"batch_id", "release_id", "released_at", "metrics"}`. HTML, UTF-8."""
+
+    def render(self, manifest: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> bytes: ...
 
 
 class Bus(Protocol):

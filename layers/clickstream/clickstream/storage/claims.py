@@ -1,6 +1,6 @@
 """SessionIdsTable: the claim that makes a session_id register once, and the place it registered in.
 
-DynamoDB calls: GetItem, PutItem, UpdateItem on SessionIdsTable.
+DynamoDB calls: GetItem, PutItem, UpdateItem on SessionIdsTable; Query on its sparse index by_user_key.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from clickstream.records import Claim, Place
 from clickstream.storage.plumbing import Dynamo, Item, is_live, n, optional_n, optional_s, s
 
 _REGISTERED = "registered"
+# Sparse and KEYS_ONLY: only claims with a user_key are in it, each costing one index write unit, once.
+USER_INDEX = "by_user_key"
 
 
 def _claim(item: Item) -> Claim:
@@ -33,12 +35,14 @@ class Claims:
         self._dynamo = dynamo
         self._table = table
 
-    def claim(self, session_id: str, token: str, now: int, place: Place) -> bool:
+    def claim(self, session_id: str, token: str, now: int, place: Place, user_key: str | None = None) -> bool:
         """Claim a session_id for one registration, with the place it is numbered for; False when it is
         claimed already. The place is in the claim before the session is written, so a retry that takes
         the claim over finishes there and a session_id never lands in two places. An expired claim (its
-        batch's retention ran out) is no claim: the session_id registers again, as a new session."""
-        item = {
+        batch's retention ran out) is no claim: the session_id registers again, as a new session. The
+        user's key rides on the same put (no other request); later updates leave it, so the index is written
+        once."""
+        item: Item = {
             "session_id": s(session_id),
             "state": s("assigned"),
             "claim_token": s(token),
@@ -47,7 +51,23 @@ class Claims:
             "session_number": n(place.session_number),
             "shards": n(place.shards),
         }
+        if user_key is not None:
+            item["user_key"] = s(user_key)
         return self._dynamo.put_new(self._table, item, "session_id", over_expired=True)
+
+    def user_sessions(self, user_key: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
+        request: Item = {
+            "TableName": self._table,
+            "IndexName": USER_INDEX,
+            "KeyConditionExpression": "user_key = :key",
+            "ExpressionAttributeValues": {":key": s(user_key)},
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {"user_key": s(user_key), "session_id": s(after)}
+        # One more than asked tells whether there is a next page without another request.
+        found = [item["session_id"]["S"] for item in self._dynamo.query(request, limit + 1)]
+        page = found[:limit]
+        return page, (page[-1] if len(found) > limit else None)
 
     def get(self, session_id: str) -> Claim | None:
         """The live claim (an expired one is gone, whether or not TTL has deleted it yet)."""
