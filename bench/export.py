@@ -137,7 +137,9 @@ def worker(release_id: str) -> dict[str, Any]:
         service.exporter.write_range(job, NumberRange(**number_range))
     written = time.perf_counter()
     cpu_ranges = cpu_s() - cpu_before
-    finished = service.exporter.finish(job, plan["ranges"])
+    judged = service.exporter.judge(job, plan["ranges"])
+    judged_at = time.perf_counter()
+    finished = service.exporter.finish(job, plan["ranges"], judged)
     done = time.perf_counter()
     manifest = json.loads((lake_dir / "sessions" / f"batch_id={job.batch_id}" / "manifest.json").read_text())
     return {
@@ -148,7 +150,8 @@ def worker(release_id: str) -> dict[str, Any]:
         "compressed_bytes": sum(part["bytes"] for part in manifest["parts"]),
         "plan_s": round(planned - started, 2),
         "ranges_s": round(written - planned, 2),
-        "finish_s": round(done - written, 2),
+        "judge_s": round(judged_at - written, 2),
+        "finish_s": round(done - judged_at, 2),
         "cpu_ms_per_1000_sessions": round(cpu_ranges * 1000 / manifest["session_count"] * 1000),
         "baseline_rss_mb": round(baseline_mb, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

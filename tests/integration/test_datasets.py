@@ -201,6 +201,7 @@ class Crash(Exception):
 CRASH_POINTS = (
     "after-some-ranges",
     "after-all-ranges",
+    "after-the-judgments",
     "before-the-manifest",
     "after-the-manifest",
     "after-the-record",
@@ -218,6 +219,9 @@ def crash_export(service: Clickstream, release_id: str, crash: str, monkeypatch:
         service.exporter.write_range(job, NumberRange(**number_range))
     if crash == "after-all-ranges":
         return
+    judged = service.exporter.judge(job, plan["ranges"])
+    if crash == "after-the-judgments":
+        return
     with monkeypatch.context() as patch:
         if crash == "before-the-manifest":
             patch.setattr(service.lake, "put_bytes", lambda key, data: (_ for _ in ()).throw(Crash(key)))
@@ -226,10 +230,10 @@ def crash_export(service: Clickstream, release_id: str, crash: str, monkeypatch:
                 service.storage.batches, "finish_export", lambda batch_id, dataset: (_ for _ in ()).throw(Crash())
             )
         if crash == "after-the-record":
-            service.exporter.finish(job, plan["ranges"])
+            service.exporter.finish(job, plan["ranges"], judged)
             return
         with pytest.raises(Crash):
-            service.exporter.finish(job, plan["ranges"])
+            service.exporter.finish(job, plan["ranges"], judged)
 
 
 @pytest.mark.parametrize("crash", CRASH_POINTS)

@@ -99,7 +99,7 @@ def test_a_released_batch_is_exported_after_the_delay_in_parallel_ranges(exports
     release = exports.service.storage.releases.get_release("release-e")
     assert release is not None
     ranges = -(-release.last_number // 3)  # numbers handed out (some let go), in ranges of 3
-    assert steps == ["plan", *["range"] * ranges, "finish"]
+    assert steps == ["plan", *["range"] * ranges, "judge", "finish"]
     assert ranges >= 3
     paged = [{"batch_id": batch_id, **session} for session in all_sessions(exports.service, batch_id, 4)]
     assert exports.exported_sessions(batch_id) == paged
@@ -178,6 +178,7 @@ def test_the_export_is_announced_once_with_its_manifest_counts_and_report(export
         "release_id": "release-announced",
         "batch_id": detail["batch_id"],
         "manifest": f"s3://{BUCKET}/{manifest_key(detail['batch_id'])}",
+        "judgments": manifest["judgments"]["uri"],
         "session_count": 5,
         "event_count": manifest["event_count"],
         "metrics": manifest["metrics"],
@@ -196,7 +197,7 @@ def test_with_retention_the_exported_batch_items_expire_and_its_records_stay(
     assert execution.status == "SUCCEEDED", execution.error
     steps = [event["step"] for event in exports.engine.lambdas.events["ExportFunction"]]
     ranges = steps.count("range")
-    assert steps == ["plan", *["range"] * ranges, "finish", *["expire"] * ranges]
+    assert steps == ["plan", *["range"] * ranges, "judge", "finish", *["expire"] * ranges]
     dataset = exports.service.batch(batch_id).dataset
     assert dataset is not None
     assert dataset.exported_at is not None

@@ -18,14 +18,15 @@ from clickstream.service import Clickstream
 def run_export(
     service: Clickstream, lake_dir: Path, release_id: str, export_id: str = "export-1"
 ) -> dict[str, Any] | None:
-    """Plan, every range, finish; None when the plan skips. Returns what finish returns."""
+    """Plan, every range, judge, finish; None when the plan skips. Returns what finish returns."""
     plan = service.exporter.plan(release_id, export_id)
     if plan["skip"]:
         return None
     job = ExportJob(**plan["job"])
     for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
         service.exporter.write_range(job, NumberRange(**number_range))
-    finished: dict[str, Any] = service.exporter.finish(job, plan["ranges"])
+    judged = service.exporter.judge(job, plan["ranges"])
+    finished: dict[str, Any] = service.exporter.finish(job, plan["ranges"], judged)
     return finished
 
 
