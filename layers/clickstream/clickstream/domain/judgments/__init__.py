@@ -1,3 +1,3 @@
-"""Relevance judgments from clicks (contract 14): counts gathered while an export writes its ranges
-(`counting`, standard library only) and click models fitted on them by the export's judge step (`models`,
-numpy, imported only there)."""
+"""Relevance judgments from clicks (SPEC 14): counts per (query, object, position) gathered by the export
+(`counting`, standard library only), click models fitted on them (`models`, numpy: imported only by the
+export's judge step, so no other function's cold start pays for it)."""
