@@ -4,6 +4,7 @@ them; its manifest is written last and describes the stored parts; its report is
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -254,3 +255,22 @@ def test_an_export_stopped_at_any_step_is_completed_by_running_it_again(
     assert len(keys) == len(set(keys)) == 4
     check_parts(lake(exporting), batch_id)
     assert exporting.batch(batch_id).dataset.status == "exported"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("crash", CRASH_POINTS)
+def test_an_export_run_again_after_a_crash_writes_the_same_judgments_byte_for_byte(
+    exporting: Clickstream, storage: Storage, crash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id, _ = fill_batch(exporting, storage)
+    exporting.release("release-j")
+    crash_export(exporting, "release-j", crash, monkeypatch)
+    stored = lake(exporting) / layout.judgments_key(batch_id)
+    before = stored.read_bytes() if stored.exists() else None
+    run_export(exporting, lake(exporting), "release-j", "export-1")
+    after = stored.read_bytes()
+    assert before in (None, after)
+    described = manifest(lake(exporting), batch_id)["judgments"]
+    assert (described["bytes"], described["sha256"]) == (len(after), hashlib.sha256(after).hexdigest())
+    ranges = len(json.loads((lake(exporting) / layout.work_folder(batch_id) / "ranges.json").read_text()))
+    exporting.exporter.judge(ExportJob(batch_id, "release-j", "export-1", 1, 0), ranges)  # the step retried
+    assert stored.read_bytes() == after

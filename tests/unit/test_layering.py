@@ -1,5 +1,6 @@
 """The stored records, the views and the input models are plain Python: importing them for their types
-must not pull in boto3 (a fresh interpreter, so nothing imported by other tests hides it)."""
+must not pull in boto3; nothing but the judge step pulls in numpy (a fresh interpreter, so nothing imported
+by other tests hides it)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,17 @@ BOTO_FREE = [
 ]
 
 
-@pytest.mark.parametrize("module", BOTO_FREE)
-def test_the_module_imports_without_boto3(module: str) -> None:
-    probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+# Only the export's judge step fits click models: every other function's cold start is spared numpy.
+NUMPY_FREE = [
+    "clickstream.service",
+    "clickstream.domain.datasets.export",
+    "clickstream.domain.judgments.counting",
+]
+
+
+def imported(module: str, packages: tuple[str, ...]) -> str:
+    """Which modules of `packages` importing `module` loads, in a fresh interpreter."""
+    probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in {packages!r}))"
     result = subprocess.run(  # noqa: S603 - this interpreter, a probe built from the module names above
         [sys.executable, "-c", probe],
         env={"PYTHONPATH": str(LAYER)},
@@ -33,4 +42,16 @@ def test_the_module_imports_without_boto3(module: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]", f"{module} pulls in {result.stdout.strip()}"
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("module", BOTO_FREE)
+def test_the_module_imports_without_boto3(module: str) -> None:
+    loaded = imported(module, ("boto3", "botocore"))
+    assert loaded == "[]", f"{module} pulls in {loaded}"
+
+
+@pytest.mark.parametrize("module", NUMPY_FREE)
+def test_the_export_path_imports_without_numpy(module: str) -> None:
+    loaded = imported(module, ("numpy",))
+    assert loaded == "[]", f"{module} pulls in {loaded}"
