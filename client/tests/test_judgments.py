@@ -14,11 +14,10 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.response import StreamingBody
-from botocore.stub import Stubber
 
 from clickstream_client import cli, judgments
-from conftest import ACCESS_KEY, SECRET_KEY
-from fake_api import IAM_REGION, FakeApi
+from conftest import ACCESS_KEY, stubbed_client
+from fake_api import FakeApi
 
 LINES = [
     {"query": "red shoes", "object_id": "shoe-3", "impressions": 40, "clicks": 9, "attractiveness": 0.31},
@@ -78,10 +77,7 @@ def test_judgments_to_a_file_with_progress_on_stderr(
 
 
 def stubbed_s3(data: bytes | None) -> Any:
-    client = botocore.session.Session().create_client(
-        "s3", region_name=IAM_REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
-    )
-    stubber = Stubber(client)
+    client, stubber = stubbed_client("s3")
     expected = {"Bucket": "lake-bucket", "Key": "judgments/batch_id=b-0001/judgments.jsonl.gz"}
     if data is None:
         stubber.add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404, expected)
