@@ -15,7 +15,7 @@ aggregates it straight into the judgments' CountRows (sorted, as the export's me
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,3 +205,27 @@ def simulate(world: World, sessions: int, seed: int = 11) -> Batch:
         last_click = np.where(clicked[:, slot], slot + 1, last_click)
     held_out = np.fromiter((is_held_out(f"sim-{seed}-{session:07d}") for session in range(sessions)), bool, sessions)
     return Batch(world, seed, query, shown.astype(np.int64), clicked, previous, held_out)
+
+
+def count_documents(documents: Iterable[dict[str, Any]]) -> list[CountRow]:
+    """SPEC 14.1 written out plainly, session by session: the reference the vectorised counts are checked
+    against (string queries taken as they are: the simulator's are normalised already)."""
+    totals: dict[tuple[str, str, int, int, bool], list[int]] = {}
+    for document in documents:
+        if document["is_payload_search"] or not document["search_results"]:
+            continue
+        clicked = {event["object_id"] for event in document["events"] if event["event_type"] == "click"}
+        seen: set[str] = set()
+        last_click = 0
+        held_out = is_held_out(document["session_id"])
+        for position, result in enumerate(document["search_results"][:COUNTED_POSITIONS], start=1):
+            if result["object_id"] in seen:
+                continue
+            seen.add(result["object_id"])
+            key = (document["search_query"], result["object_id"], position, last_click, held_out)
+            total = totals.setdefault(key, [0, 0])
+            total[0] += 1
+            if result["object_id"] in clicked:
+                total[1] += 1
+                last_click = position
+    return [CountRow(*key, impressions, clicks) for key, (impressions, clicks) in sorted(totals.items())]
