@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from clickstream.domain.judgments import em
 from clickstream.domain.judgments.counting import CountRow
 from clickstream.domain.judgments.em import Counts, fit_factors
 from clickstream.domain.judgments.models import fit_click_models
@@ -182,3 +183,10 @@ def test_counting_imports_without_numpy() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_a_fit_stopped_by_the_iteration_limit_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(em, "MAX_ITERATIONS", 3)
+    click_model, lines = judged(FIXTURE)
+    assert (click_model["iterations"], click_model["converged"]) == (3, False)
+    assert len(lines) == 3  # still judged, from where EM stopped
