@@ -45,6 +45,7 @@ class ClickModelFit:
 
 
 def fit_click_models(rows: Iterable[CountRow], *, sessions: int, held_out_sessions: int) -> ClickModelFit:
+    """Read the merged, sorted rows once; the session counts come from the caller (rows do not carry them)."""
     observations = collect(rows)
     pbm = fit_pbm(observations) if observations.impressions else None
     examination: dict[str, float | None] = {str(position): None for position in range(1, POSITIONS + 1)}
