@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.report_cost import cost_section
 from bench.report_export import export_section
+from bench.report_judgments import judgments_section, judgments_summary
 from local.request_counts import Case, counts_table
 
 COLD_TARGET = 1.3
@@ -76,6 +77,8 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 _met(ratio <= PAGING_TARGET),
             ]
         )
+    if results.get("judgments"):
+        rows += judgments_summary(results["judgments"])
     return _table(["Target", "Goal", "Measured", "Status"], rows, "---|---|---|---")
 
 
@@ -411,6 +414,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
         lines += [*_throughput(results["throughput"]), ""]
     if results.get("export"):
         lines += [*export_section(results["export"], results.get("cost")), ""]
+    if results.get("judgments"):
+        lines += [*judgments_section(results["judgments"]), ""]
     if results.get("cost"):
         lines += [*cost_section(results["cost"], (before or {}).get("cost")), ""]
     if results.get("size"):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from clickstream.domain.judgments.em import FactorFit, Floats, Prior, clipped, fit_factors, totals
+from clickstream.domain.judgments.em import Counts, FactorFit, Floats, Prior, clipped, fit_factors, shrunk, totals
 from clickstream.domain.judgments.observations import (
     PERPLEXITY_POSITIONS,
     POSITIONS,
@@ -30,13 +30,23 @@ def prior_of(observations: Observations) -> Prior:
     return Prior(float(observations.clicks.sum()) / shown if shown else 0.0, PRIOR_STRENGTH)
 
 
+def _fitted(counts: Counts) -> FactorFit:
+    """EM's fit with its attractiveness shrunk by the prior (what every use of a model sees)."""
+    fit = fit_factors(counts)
+    attractiveness, _ = shrunk(fit, counts, PRIOR_STRENGTH)
+    return FactorFit(attractiveness, fit.examination, fit.slot_shown, fit.iterations, fit.converged)
+
+
+def pbm_counts(observations: Observations) -> Counts:
+    return observations.counts(observations.position_slots(), POSITIONS)
+
+
 def fit_pbm(observations: Observations) -> FactorFit:
-    return fit_factors(observations.counts(observations.position_slots(), POSITIONS), prior_of(observations))
+    return _fitted(pbm_counts(observations))
 
 
 def fit_ubm(observations: Observations) -> FactorFit:
-    slots = POSITIONS * UBM_PREVIOUS
-    return fit_factors(observations.counts(observations.position_and_previous_slots(), slots), prior_of(observations))
+    return _fitted(observations.counts(observations.position_and_previous_slots(), POSITIONS * UBM_PREVIOUS))
 
 
 def _seen_only(fit: FactorFit, pair_shown: Floats, slot_group: Callable[[int], int]) -> FactorFit:

@@ -2,10 +2,12 @@
 
 The entry point the judge step calls is `fit_click_models`. Every model is first fitted on the rows of
 the fitting sessions and scored on the held-out ones (`evaluation`); the published judgments then come
-from PBM fitted on all rows. Attractiveness is PBM's (maximum a posteriori under a Beta prior of
-PRIOR_STRENGTH pseudo-impressions at the batch's click rate); its 95% interval is a Wilson score interval
-whose number of trials is the PBM's Fisher information at the estimate (examination taken as known):
-n* = sum over the pair's impressions of e(1-a)/(1-ae), so a pair shown low counts for less.
+from PBM fitted on all rows. Attractiveness is PBM's maximum-likelihood estimate shrunk toward
+the batch's mean attractiveness by a Beta prior of PRIOR_STRENGTH pseudo-trials: (n a + k m) / (n + k),
+where n = the pair's examined impressions, sum of examination(position) x impressions (a pair shown low
+counts for less). Its 95% interval is the Wilson score interval for that share on n* + k trials, n* the
+pair's Fisher information under PBM in binomial trials (`em.information_trials`), examination taken as
+known (it is fitted on the whole batch, so its own error is far smaller).
 Everything is deterministic: same rows, same bytes.
 """
 
@@ -18,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from clickstream.domain.judgments.counting import CountRow
-from clickstream.domain.judgments.em import Counts, FactorFit, Floats, clipped
-from clickstream.domain.judgments.evaluation import fit_pbm, held_out_models, prior_of, rounded
+from clickstream.domain.judgments.em import FactorFit, Floats, information_trials
+from clickstream.domain.judgments.evaluation import PRIOR_STRENGTH, fit_pbm, held_out_models, pbm_counts, rounded
 from clickstream.domain.judgments.observations import POSITIONS, Observations, collect
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
@@ -43,6 +45,7 @@ class ClickModelFit:
 
 
 def fit_click_models(rows: Iterable[CountRow], *, sessions: int, held_out_sessions: int) -> ClickModelFit:
+    """Read the merged, sorted rows once; the session counts come from the caller (rows do not carry them)."""
     observations = collect(rows)
     pbm = fit_pbm(observations) if observations.impressions else None
     examination: dict[str, float | None] = {str(position): None for position in range(1, POSITIONS + 1)}
@@ -76,7 +79,7 @@ def _wilson(successes: Floats, trials: Floats) -> tuple[Floats, Floats]:
 
 def _judgment_columns(observations: Observations, pbm: FactorFit) -> dict[str, list[Any]]:
     pairs = len(observations.keys)
-    counts: Counts = observations.counts(observations.position_slots(), POSITIONS)
+    counts = pbm_counts(observations)
     impressions = counts.pair_totals(counts.shown)
     clicks = counts.pair_totals(counts.clicks)
     position_shown = counts.slot_totals(counts.shown)
@@ -85,12 +88,7 @@ def _judgment_columns(observations: Observations, pbm: FactorFit) -> dict[str, l
     )
     expected = counts.pair_totals(counts.shown * position_rate[counts.slot])
     attractiveness = pbm.attractiveness
-    pair_attractiveness = attractiveness[counts.pair]
-    examination = pbm.examination[counts.slot]
-    information = (
-        counts.shown * examination * (1 - pair_attractiveness) / (1 - clipped(pair_attractiveness * examination))
-    )
-    trials = counts.pair_totals(information) + prior_of(observations).strength
+    trials = information_trials(pbm, counts) + PRIOR_STRENGTH
     low, high = _wilson(attractiveness * trials, trials)
     coec = np.divide(clicks, expected, out=np.zeros(pairs), where=expected > 0)
     return {
