@@ -15,8 +15,8 @@ import duckdb
 import requests
 from clickstream_client import cli
 
-from local.processes import local_server
 from tests.support import new_session_body
+from tests.support.processes import local_server
 
 TIMEOUT = 30
 

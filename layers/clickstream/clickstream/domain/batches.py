@@ -12,10 +12,10 @@ import threading
 
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.layout import judgments_key, manifest_key
+from clickstream.domain.ports import Lake
 from clickstream.errors import BatchNotFound
 from clickstream.records import BatchRecord, Pointer, recorded
 from clickstream.reports import BatchList, BatchView, ClickModel, DatasetView, JudgmentsFile, QualityReport
-from clickstream.storage.lake import Lake
 
 _OPENED_IN_ID = re.compile(r"^b-(\d{13})-")
 

@@ -17,7 +17,7 @@ from typing import Any
 from clickstream.domain.datasets.layout import judgments_key
 from clickstream.domain.datasets.parts import file_sha256
 from clickstream.domain.judgments.counting import CountRow, merge_rows
-from clickstream.storage.lake import Lake
+from clickstream.domain.ports import Lake
 
 
 def _rows(path: Path) -> Iterator[CountRow]:
