@@ -26,7 +26,7 @@ endif
 
 install: $(BIN)/.installed
 
-$(BIN)/.installed: requirements-dev.txt layers/clickstream/requirements.txt
+$(BIN)/.installed: requirements-dev.txt layers/clickstream/requirements.txt layers/clickstream/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt

@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.processes import dynalite_server
 from local.template import load_template, table_definitions
+from tests.support.processes import dynalite_server
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel
 
+    from bench.request_counts import service_dynamodb_client
     from local.harness import LocalFunctions
 
 MILLION = 1_000_000
@@ -293,7 +294,6 @@ def stdout_bytes() -> Iterator[list[int]]:
 def measure(sessions: int) -> dict[str, Any]:
     """Run the workload on a fresh dynalite and price it per million sessions."""
     from local.harness import LocalFunctions
-    from local.lambda_runtime import put_layers_on_path
 
     warnings.filterwarnings("ignore", "No application metrics to publish")  # calls that count nothing
     with tempfile.TemporaryDirectory() as logs, dynalite_server(Path(logs) / "dynalite.log") as endpoint:
@@ -302,15 +302,13 @@ def measure(sessions: int) -> dict[str, Any]:
         lake_dir = Path(logs) / "lake"
         os.environ["LAKE_DIR"] = str(lake_dir)
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-        put_layers_on_path()  # Powertools reads its settings when the layer is first imported
-        from clickstream import runtime
+        from clickstream import runtime  # after the environment: Powertools reads its settings at import
 
         try:
             names = local_table_names()
             ensure_tables(dynamodb_client(endpoint), names)
-            runtime.reset()
             meter = CapacityMeter(_index_counts(names))
-            meter.attach(runtime.get_service().storage.client)
+            meter.attach(service_dynamodb_client())
             with stdout_bytes() as logged:
                 Workload(LocalFunctions(instances_per_function=1), meter, sessions, lake_dir).run()
             lake = LakeFootprint.of(lake_dir)

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from local.apigateway import HttpResult
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.lambda_runtime import put_layers_on_path
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
     from clickstream.settings import Settings
-    from clickstream.storage import Storage
     from local.harness import LocalFunctions
 
 
@@ -63,25 +63,26 @@ class BenchEnv:
         # No X-Ray daemon here: the in-process figures are for tracing off (cold start measures both).
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)  # metrics are flushed (to stdout) as in Lambda
-        put_layers_on_path()
-        from local.harness import LocalFunctions
+        from local.harness import LocalFunctions  # after the environment: Powertools reads it at import
 
         self.functions: LocalFunctions = LocalFunctions(instances_per_function=1)
         self.fresh_tables()
 
     def fresh_tables(self) -> None:
-        from clickstream import runtime
-
         self.dynamodb.reset()
         ensure_tables(dynamodb_client(self.dynamodb.endpoint), local_table_names())
-        runtime.reset()
+        self._new_container()
 
     def set_environment(self, **values: str) -> None:
-        """Change the functions' settings; the service is rebuilt on its next use (a new container)."""
-        from clickstream import runtime
-
+        """Change the functions' settings; the service is rebuilt (a new container)."""
         os.environ.update(values)
-        runtime.reset()
+        self._new_container()
+
+    def _new_container(self) -> None:
+        """A fresh service, built now so that its DynamoDB client is known (to instrument it)."""
+        from bench.request_counts import service_dynamodb_client
+
+        self._service_client = service_dynamodb_client()
 
     def send(self, route: str, *, body: Any = None, query: dict[str, str] | None = None) -> HttpResult:
         return self.functions.call(route, body=body, query=query)
@@ -98,10 +99,9 @@ class BenchEnv:
 
         return get_settings()
 
-    def storage(self) -> Storage:
-        from clickstream import runtime
-
-        return runtime.get_service().storage
+    def service_client(self) -> DynamoDBClient:
+        """The DynamoDB client the functions' service uses (the same instance until the next new container)."""
+        return self._service_client
 
     def close(self) -> None:
         self.dynamodb.stop()

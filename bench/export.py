@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.lambda_runtime import put_layers_on_path
-from local.processes import dynalite_server
+from tests.support.processes import dynalite_server
 
 if TYPE_CHECKING:
     from clickstream.service import Clickstream
@@ -106,7 +105,7 @@ def load_batch(service: Clickstream, sessions: int) -> str:
         for click in range(CLICKS_PER_SESSION):
             clicked = f"item-{(number + click * 3) % 997}"
             events.put(session_id, StoredEvent(f"c{click}", clicked, "click", now - 30_000 + click, None))
-    buffered.flush(storage.client)
+    buffered.flush(dynamodb_client(os.environ["AWS_ENDPOINT_URL_DYNAMODB"]))
     release_id = f"release-bench-{sessions}"
     released = service.release(release_id)
     assert released.session_count == sessions, released
@@ -119,7 +118,6 @@ def worker(release_id: str) -> dict[str, Any]:
 
     from clickstream import runtime
     from clickstream.domain.datasets.layout import NumberRange
-    from clickstream.domain.datasets.parts import ExportJob
 
     def cpu_s() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -130,18 +128,20 @@ def worker(release_id: str) -> dict[str, Any]:
     baseline_mb = _resident_mb()
     started = time.perf_counter()
     plan = service.exporter.plan(release_id, "bench-export")
-    job = ExportJob(**plan["job"])
+    job = plan.job
+    assert job is not None
+    assert plan.ranges_key is not None
     planned = time.perf_counter()
     cpu_before = cpu_s()
-    for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
-        service.exporter.write_range(job, NumberRange(**number_range))
+    for item in json.loads((lake_dir / plan.ranges_key).read_text(encoding="utf-8")):
+        service.exporter.write_range(job, NumberRange(item["index"], item["first"], item["last"]))
     written = time.perf_counter()
     cpu_ranges = cpu_s() - cpu_before
-    finished = service.exporter.finish(job, plan["ranges"])
+    finished = service.exporter.finish(job, plan.ranges)
     done = time.perf_counter()
     manifest = json.loads((lake_dir / "sessions" / f"batch_id={job.batch_id}" / "manifest.json").read_text())
     return {
-        "ranges": plan["ranges"],
+        "ranges": plan.ranges,
         "parts": finished["parts"],
         "sessions": manifest["session_count"],
         "events": manifest["event_count"],
@@ -197,8 +197,7 @@ def _child(environment: dict[str, str], *arguments: str) -> Any:
 
 
 def _main(command: str, argument: str) -> Any:
-    put_layers_on_path()
-    from clickstream import runtime
+    from clickstream import runtime  # after the environment: Powertools reads its settings at import
 
     if command == "load":
         ensure_tables(dynamodb_client(os.environ["AWS_ENDPOINT_URL_DYNAMODB"]), local_table_names())

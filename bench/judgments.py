@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -101,7 +100,7 @@ def _run(size: int, work: Path) -> dict[str, Any]:
     arguments = [str(rows_path), str(batch.sessions), str(batch.held_out_sessions), str(judgments_path)]
     child = subprocess.run(  # noqa: S603 - this interpreter, this module
         [sys.executable, "-m", "bench.judgments", "judge", *arguments],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "clickstream"), str(ROOT)])},
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,

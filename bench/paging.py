@@ -98,17 +98,8 @@ class _PoolWarnings(logging.Handler):
 
 def paging(env: BenchEnv, delay_ms: float, limits: list[int], repeats: int) -> dict[str, Any]:
     """`GET /batch/sessions` latency by limit with a fixed delay per request: concurrent vs sequential events."""
-    env.fresh_tables()
-    with quiet_stdout():
-        for n in range(max(limits) + 1):
-            env.expect("POST /session", body=_body(f"p-{n}"))
-            env.expect("POST /session/events", body={"session_id": f"p-{n}", "events": _events(f"p-{n}-e", 3)})
-        batch_id = env.expect("GET /session", query={"session_id": "p-0"})["batch_id"]
+    page_events = _page_events(env, limits)
     function_id = env.functions.routes["GET /batch/sessions"]
-    page_events = [
-        route_event("GET /batch/sessions", query={"batch_id": batch_id, "limit": str(limit), "events_limit": "100"})
-        for limit in limits
-    ]
     pool_warnings = _PoolWarnings()
     logging.getLogger("urllib3.connectionpool").addHandler(pool_warnings)
     default_concurrency = env.settings().dynamodb_max_concurrency
@@ -129,8 +120,8 @@ def paging(env: BenchEnv, delay_ms: float, limits: list[int], repeats: int) -> d
     with quiet_stdout():
         for name, concurrency in variants.items():
             env.set_environment(DYNAMODB_MAX_CONCURRENCY=str(concurrency))
-            storage = env.storage()
-            fixed = FixedLatencyDynamoDB(storage.client)
+            client = env.service_client()
+            fixed = FixedLatencyDynamoDB(client)
             try:
                 for event in page_events:  # recorded from moto; also warms the pool and connections
                     timed(event)
@@ -145,25 +136,46 @@ def paging(env: BenchEnv, delay_ms: float, limits: list[int], repeats: int) -> d
                 fixed.close()
             details[name] = {
                 "max_concurrency": env.settings().dynamodb_max_concurrency,
-                "max_pool_connections": getattr(storage.client.meta.config, "max_pool_connections", None),
+                "max_pool_connections": getattr(client.meta.config, "max_pool_connections", None),
                 "peak_in_flight": fixed.peak,
                 "unanswered": fixed.misses,
             }
         env.set_environment(DYNAMODB_MAX_CONCURRENCY=str(default_concurrency))
     logging.getLogger("urllib3.connectionpool").removeHandler(pool_warnings)
-
-    def medians(samples: dict[int, list[float]]) -> dict[str, float]:
-        return {str(limit): round(statistics.median(values), 1) for limit, values in samples.items()}
-
-    first = str(limits[0])
     figures: dict[str, Any] = {"delay_ms": delay_ms, "repeats": repeats, "limits": limits}
     for name in variants:
-        delayed = medians(latencies[name])
-        figures[f"{name}_ms"] = delayed
-        figures[f"{name}_undelayed_ms"] = medians(undelayed[name])
-        figures[f"{name}_vs_limit1"] = {limit: round(value / delayed[first], 2) for limit, value in delayed.items()}
+        figures.update(_variant_figures(name, latencies[name], undelayed[name], str(limits[0])))
     return {
         **figures,
         "variants": details,
         "pool_full_warnings": pool_warnings.count,
+    }
+
+
+def _page_events(env: BenchEnv, limits: list[int]) -> list[dict[str, Any]]:
+    """A batch of max(limits) + 1 sessions with 3 events each, and a page request per limit."""
+    env.fresh_tables()
+    with quiet_stdout():
+        for n in range(max(limits) + 1):
+            env.expect("POST /session", body=_body(f"p-{n}"))
+            env.expect("POST /session/events", body={"session_id": f"p-{n}", "events": _events(f"p-{n}-e", 3)})
+        batch_id = env.expect("GET /session", query={"session_id": "p-0"})["batch_id"]
+    return [
+        route_event("GET /batch/sessions", query={"batch_id": batch_id, "limit": str(limit), "events_limit": "100"})
+        for limit in limits
+    ]
+
+
+def _medians(samples: dict[int, list[float]]) -> dict[str, float]:
+    return {str(limit): round(statistics.median(values), 1) for limit, values in samples.items()}
+
+
+def _variant_figures(
+    name: str, latencies: dict[int, list[float]], undelayed: dict[int, list[float]], first: str
+) -> dict[str, Any]:
+    delayed = _medians(latencies)
+    return {
+        f"{name}_ms": delayed,
+        f"{name}_undelayed_ms": _medians(undelayed),
+        f"{name}_vs_limit1": {limit: round(value / delayed[first], 2) for limit, value in delayed.items()},
     }

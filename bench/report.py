@@ -7,7 +7,7 @@ from typing import Any
 from bench.report_cost import cost_section
 from bench.report_export import export_section
 from bench.report_judgments import judgments_section, judgments_summary
-from local.request_counts import Case, counts_table
+from bench.request_counts import Case, counts_table
 
 COLD_TARGET = 1.3
 WARM_TARGET = 1.15
@@ -82,25 +82,35 @@ def _summary(results: dict[str, Any]) -> list[str]:
     return _table(["Target", "Goal", "Measured", "Status"], rows, "---|---|---|---")
 
 
+DOCS = "[docs/benchmarks.md](../docs/benchmarks.md)"
+
+
 def _coldstart(cold: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
-    floor = cold["floor"]
     lines = [
         "## Cold start",
         "",
-        f"Fresh interpreter per sample, {cold['rounds']} rounds, every kind once per round in rotating order; "
-        "medians in ms. The probe (`bench/coldstart_probe.py`) puts `functions/<name>` and then "
-        "`layers/clickstream` first on `sys.path`, as Lambda does with `/var/task` and `/opt/python`, with "
-        "template.yaml's environment and Lambda's own variables (`LAMBDA_TASK_ROOT`, `_X_AMZN_TRACE_ID`, ...).",
+        f"Medians in ms of {cold['rounds']} rounds, a fresh interpreter per sample; what each column measures: {DOCS}.",
         "",
-        "- **import**: `import app` (the handler module); **init**: `get_service()` (settings, the DynamoDB "
-        "client: what the first request needs beyond the import); **total** = import + init.",
-        "- **floor** = `import boto3` + creating one DynamoDB client. **ratio** = median total / median floor; "
-        "**paired** = median of per-round ratios (robust to drift on this noisy machine).",
-        "- **first** / **second**: the first and second request with a sample event (404 on empty tables, "
-        "moto in another process) - shows whether cost was only moved from import to the first request.",
         "- Modes: " + "; ".join(f"`{mode}` = {text}" for mode, text in cold["modes"].items()) + ".",
         "",
+        *_cold_table(cold),
+        *_cold_without_bytecode(cold),
     ]
+    if before and before.get("functions"):
+        lines += _cold_before_after(cold, before)
+    importtime = cold.get("importtime", {})
+    if importtime:
+        groups = sorted({group for entry in importtime.values() for group in entry})
+        lines += ["", "Where the import time goes (ms of `python -X importtime` self time, by package group):", ""]
+        header = ["group", *(key.replace("Function", "").replace("/", " ") for key in importtime)]
+        rows = [[group, *(_ms(entry.get(group, 0.0)) for entry in importtime.values())] for group in groups]
+        rows.append(["**sum**", *(_ms(sum(entry.values())) for entry in importtime.values())])
+        lines += _table(header, rows)
+    return lines
+
+
+def _cold_table(cold: dict[str, Any]) -> list[str]:
+    floor = cold["floor"]
     rows = [["floor", "-", _ms(floor["import"]), _ms(floor["init"]), _ms(floor["total"]), "1.00", "1.00"]]
     rows[0] += [_ms(floor["first"]), _ms(floor["second"])]
     for function_id, modes in cold["functions"].items():
@@ -118,59 +128,57 @@ def _coldstart(cold: dict[str, Any], before: dict[str, Any] | None) -> list[str]
                     _ms(figures["second"]),
                 ]
             )
-    lines += _table(
+    return _table(
         ["function", "tracing", "import", "init", "total", "ratio", "paired", "first", "second"],
         rows,
         "---|---|---:|---:|---:|---:|---:|---:|---:",
     )
+
+
+def _cold_without_bytecode(cold: dict[str, Any]) -> list[str]:
     sourceless = cold.get("without_bytecode")
-    if sourceless:
-        lines += [
-            "",
-            f"**Layer without bytecode.** `sam build` (BuildMethod `python3.13`) ships the layer as `.py` files "
-            "only, and `/opt` is read-only, so Lambda compiles every layer module (pydantic, Powertools, the "
-            "X-Ray SDK, and botocore, which the layer carries) on every cold start. Simulated here with the "
-            f"same packages copied without `__pycache__` and `python -B`: "
-            f"{SHORT.get(sourceless['function'], sourceless['function'])} ({sourceless['mode']}) total "
-            f"{_ms(sourceless['total'])} ms = **{sourceless['ratio']:.2f}x** the floor, against "
-            f"{_ms(cold['functions'][sourceless['function']][sourceless['mode']]['total'])} ms with bytecode.",
-        ]
-    if before and before.get("functions"):
-        lines += ["", "Before and after the speed work (each run against its own floor):", ""]
-        rows = []
-        for function_id, modes in cold["functions"].items():
-            for mode, figures in modes.items():
-                old = before["functions"].get(function_id, {}).get(mode)
-                if old:
-                    rows.append(
-                        [
-                            SHORT.get(function_id, function_id),
-                            mode,
-                            f"{_ms(old['import'])} / {_ms(old['total'])}",
-                            f"{old['ratio']:.2f}",
-                            f"{_ms(figures['import'])} / {_ms(figures['total'])}",
-                            f"{figures['ratio']:.2f}",
-                        ]
-                    )
-        lines += _table(
+    if not sourceless:
+        return []
+    function_id, mode = sourceless["function"], sourceless["mode"]
+    with_bytecode = cold["functions"][function_id][mode]
+    rows = [
+        ["without bytecode", _ms(sourceless["total"]), f"{sourceless['ratio']:.2f}x"],
+        ["with bytecode", _ms(with_bytecode["total"]), f"{with_bytecode['ratio']:.2f}x"],
+    ]
+    return [
+        "",
+        f"Layer without bytecode ({SHORT.get(function_id, function_id)}, {mode}; why: {DOCS}):",
+        "",
+        *_table(["layer", "total ms", "of the floor"], rows),
+    ]
+
+
+def _cold_before_after(cold: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    rows = []
+    for function_id, modes in cold["functions"].items():
+        for mode, figures in modes.items():
+            old = before["functions"].get(function_id, {}).get(mode)
+            if old:
+                rows.append(
+                    [
+                        SHORT.get(function_id, function_id),
+                        mode,
+                        f"{_ms(old['import'])} / {_ms(old['total'])}",
+                        f"{old['ratio']:.2f}",
+                        f"{_ms(figures['import'])} / {_ms(figures['total'])}",
+                        f"{figures['ratio']:.2f}",
+                    ]
+                )
+    return [
+        "",
+        "Before and after the speed work (each run against its own floor):",
+        "",
+        *_table(
             ["function", "tracing", "before: import / total ms", "before ratio", "after: import / total ms", "after"],
             rows,
             "---|---|---:|---:|---:|---:",
-        )
-    importtime = cold.get("importtime", {})
-    if importtime:
-        groups = sorted({group for entry in importtime.values() for group in entry})
-        lines += [
-            "",
-            "Where the import time goes: self time under `python -X importtime` of the timed import only, by "
-            "package group, ms (importtime inflates absolute figures; compare within a column):",
-            "",
-        ]
-        header = ["group", *(key.replace("Function", "").replace("/", " ") for key in importtime)]
-        rows = [[group, *(_ms(entry.get(group, 0.0)) for entry in importtime.values())] for group in groups]
-        rows.append(["**sum**", *(_ms(sum(entry.values())) for entry in importtime.values())])
-        lines += _table(header, rows)
-    return lines
+        ),
+    ]
 
 
 def _overhead(warm: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
@@ -215,8 +223,8 @@ def _counts(cases: list[Case]) -> list[str]:
     return [
         "## DynamoDB requests per API call",
         "",
-        "The fixed scenario of `local/request_counts.py` on fresh tables (11 sessions, 3 events each but one). "
-        "**This table is the budget**: `tests/test_request_counts.py` (part of `make test`) runs the same "
+        "The fixed scenario of `bench/request_counts.py` on fresh tables (11 sessions, 3 events each but one). "
+        "**This table is the budget**: `tests/integration/test_request_counts.py` (part of `make test`) runs the same "
         "scenario and fails when a case issues more requests than listed here. `make bench` rewrites it, so "
         "a rise shows in the diff of this file.",
         "",
@@ -328,68 +336,66 @@ def _changes(results: dict[str, Any], before: dict[str, Any] | None) -> list[str
     layer_then = _get(before, "size", "artifacts", "ClickstreamLayer")
     xray_then = _get(old_cold, "importtime", f"{first}/tracing_off", "X-Ray SDK")
     xray_now = _get(cold, "importtime", f"{first}/tracing_off", "X-Ray SDK") or 0.0
-
-    def per_request(data: dict[str, Any] | None) -> str:
-        figures = _get(data, "paging", "sequential_undelayed_ms")
-        if not figures:
-            return "n/a"
-        limit = max(figures, key=int)
-        return f"{figures[limit] / (int(limit) + 1):.2f} ms"
-
-    lines = [
+    without = f"{_ms(sourceless['total'])} ms ({sourceless['ratio']:.2f}x)" if sourceless else "n/a"
+    rows = [
+        [
+            "1. bytecode in the layer",
+            "collection as deployed, total (same run)",
+            f"without: {without}",
+            f"with: {_cold_figure(cold, first, 'tracing_on')}",
+        ],
+    ]
+    if layer_now and layer_then:
+        rows.append(
+            [
+                "1. bytecode in the layer",
+                "layer size (zipped)",
+                f"{_mb(layer_then['bytes'])} ({_mb(layer_then['zipped_bytes'])})",
+                f"{_mb(layer_now['bytes'])} ({_mb(layer_now['zipped_bytes'])})",
+            ]
+        )
+    rows += [
+        [
+            "2. no X-Ray SDK unless tracing",
+            "collection, tracing off: X-Ray SDK import self time",
+            f"{_ms(xray_then)} ms",
+            f"{_ms(xray_now)} ms",
+        ],
+        [
+            "2. no X-Ray SDK unless tracing",
+            "collection, tracing off: total",
+            _cold_figure(old_cold, first, "tracing_off"),
+            _cold_figure(cold, first, "tracing_off"),
+        ],
+        [
+            "3. the Tracer patches botocore only",
+            "collection as deployed: total",
+            _cold_figure(old_cold, first, "tracing_on"),
+            _cold_figure(cold, first, "tracing_on"),
+        ],
+        [
+            "4. no client-side parameter validation",
+            "client CPU per DynamoDB request (no-delay paging)",
+            _per_request(before),
+            _per_request(results),
+        ],
+    ]
+    return [
         "## What changed for speed",
         "",
-        "Figures: *before* is bench/results-before.json (the code before this work, same bench); *after* is "
-        "this run. Single figures move by 10-20% between runs here; the same-run comparisons are firmer.",
+        f"Before: bench/results-before.json (the code before the speed work); after: this run. The changes, what "
+        f"was checked and the gaps that remain: {DOCS}.",
         "",
-        "1. **The layer ships compiled bytecode.** `sam build` with BuildMethod `python3.13` leaves out `.pyc` "
-        "files and `/opt` is read-only, so every cold start compiled every module it imported. template.yaml "
-        "now builds ClickstreamLayer with `BuildMethod: makefile`; layers/clickstream/Makefile runs pip for "
-        "arm64/Python 3.13 and `compileall --invalidation-mode unchecked-hash`. Same run: "
-        + (
-            f"collection as deployed, {_ms(sourceless['total'])} ms ({sourceless['ratio']:.2f}x the floor) "
-            f"without bytecode against {_cold_figure(cold, first, 'tracing_on')} with it."
-            if sourceless
-            else "n/a."
-        )
-        + (
-            f" The layer grows from {_mb(layer_then['bytes'])} ({_mb(layer_then['zipped_bytes'])} zipped) to "
-            f"{_mb(layer_now['bytes'])} ({_mb(layer_now['zipped_bytes'])} zipped)."
-            if layer_now and layer_then
-            else ""
-        ),
-        "2. **No X-Ray SDK unless tracing is on.** Powertools' `Tracer()` imports the X-Ray SDK and patches "
-        "libraries even when tracing is disabled. observability.py creates it only when Powertools would trace "
-        "(in Lambda, `POWERTOOLS_TRACE_DISABLED` not set); otherwise `tracer` is a stand-in whose "
-        "`capture_lambda_handler` returns the handler unchanged (no wrapper, no per-request cost). Collection, "
-        f"tracing off: X-Ray SDK import self time {_ms(xray_then)} ms before, {_ms(xray_now)} ms after; total "
-        f"{_cold_figure(old_cold, first, 'tracing_off')} before, {_cold_figure(cold, first, 'tracing_off')} after.",
-        "3. **The Tracer patches botocore only** (`Tracer(patch_modules=['botocore'])`; it patched every library "
-        "the X-Ray SDK supports, at import). DynamoDB calls still become subsegments. Collection, as deployed: "
-        f"{_cold_figure(old_cold, first, 'tracing_on')} before, {_cold_figure(cold, first, 'tracing_on')} after.",
-        "4. **botocore's client-side parameter validation is off** (storage.py `Config(parameter_validation="
-        "False)`): the requests are built by storage.py, and DynamoDB validates them anyway. Client CPU per "
-        f"DynamoDB request (no-delay sequential paging): {per_request(before)} before, {per_request(results)} after.",
-        "5. **Checked, already right:** one boto3 client per container, created on first use "
-        "(`runtime.get_service`) and reused; models and the resolver built once at import; nothing re-created "
-        "per request. `Fanout.map` (clickstream/concurrency.py) runs a page's events Queries on a pool of "
-        "`DYNAMODB_MAX_CONCURRENCY` threads, and the botocore pool has that many connections plus 4: the "
-        "paging run reaches the configured concurrency in flight with no `pool is full` warning.",
-        "",
-        "### Gaps that remain",
-        "",
-        "- **Cold start above 1.3x.** The import-time table shows what a function adds to the floor: pydantic "
-        "(the models, and Powertools' validation), Powertools' event handler (its package `__init__` imports "
-        "every resolver, AppSync's brings asyncio) with OpenAPI validation, and this layer (mostly the pydantic "
-        "models). Those are the architecture's chosen tools; 1.3x would mean dropping the Powertools resolver "
-        "or pydantic. With tracing on, the X-Ray SDK adds its share. Lambda SnapStart for Python would take "
-        "most of init off the request path (not enabled here: it is billed per restore and per cache).",
-        "- **Paging above 1.5x.** Latency is two round trips plus the client's CPU per request (~1 ms here for "
-        "botocore to build, sign and parse each Query), and Python threads do not overlap CPU. A wider pool "
-        "does not help (the *wide* rows). Fewer requests would: e.g. the first events of a session kept on the "
-        "session item, so a page is one Query; a data-model change for the storage owners, not made here.",
+        *_table(["change", "measured", "before", "after"], rows, "---|---|---:|---:"),
     ]
-    return lines
+
+
+def _per_request(data: dict[str, Any] | None) -> str:
+    figures = _get(data, "paging", "sequential_undelayed_ms")
+    if not figures:
+        return "n/a"
+    limit = max(figures, key=int)
+    return f"{figures[limit] / (int(limit) + 1):.2f} ms"
 
 
 def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[Case], environment: str) -> str:

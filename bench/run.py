@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local.request_counts import Case
+from bench.request_counts import Case
 from local.template import ROOT
 
 BENCH_DIR = Path(__file__).resolve().parent

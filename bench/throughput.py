@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from local.processes import local_server
+from tests.support.processes import local_server
 
 
 def registrations(threads: int, warmup_s: float, duration_s: float) -> dict[str, Any]:

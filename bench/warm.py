@@ -20,10 +20,10 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from bench.env import BenchEnv, quiet_stdout
+from bench.request_counts import RequestCounter, run_scenario
 from clickstream.settings import Settings
 from clickstream.storage.plumbing import client_config
 from local.apigateway import route_event
-from local.request_counts import RequestCounter, run_scenario
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel
@@ -266,7 +266,7 @@ def _measure_case(
 ) -> dict[str, Any]:
     """Record the probe's DynamoDB requests, then time handler and direct replay alternately."""
     function_id = env.functions.routes[case.route]
-    recorder = Recorder(env.storage().client)
+    recorder = Recorder(env.service_client())
     if case.between is not None:
         case.between(-1)
     probe_body, probe_query, _ = case.request(-1)
@@ -334,9 +334,9 @@ def overhead(env: BenchEnv, iterations: int) -> dict[str, Any]:
 
 
 def request_counts(env: BenchEnv) -> list[dict[str, Any]]:
-    """The fixed scenario (local/request_counts.py) on fresh tables: DynamoDB requests per API call."""
+    """The fixed scenario (bench/request_counts.py) on fresh tables: DynamoDB requests per API call."""
     env.fresh_tables()
-    counter = RequestCounter(env.storage().client)
+    counter = RequestCounter(env.service_client())
     try:
         with quiet_stdout():
             cases = run_scenario(env.functions.call, counter)

@@ -22,17 +22,10 @@ _module_counter = itertools.count()
 
 
 def put_layers_on_path() -> None:
-    """Lambda extracts layers to /opt/python; locally the layer source folders play that part.
-
-    Functions loaded in this process may serve requests from many threads at once (the local server,
-    concurrency tests), so their resolvers keep the current request per thread (local/threads.py).
-    """
+    """Lambda extracts layers to /opt/python; locally the layer source folders play that part."""
     for path in layer_paths(load_template()):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
-    from local.threads import resolve_per_thread
-
-    resolve_per_thread()
 
 
 def load_function_module(code_uri: Path, handler: str) -> ModuleType:
@@ -46,6 +39,12 @@ def load_function_module(code_uri: Path, handler: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[unique_name] = module
     spec.loader.exec_module(module)
+    # Functions loaded in this process may serve requests from many threads at once (the local server,
+    # concurrency tests), so their resolvers keep the current request per thread.
+    from local.threads import resolve_per_thread
+
+    if (app := getattr(module, "app", None)) is not None:
+        resolve_per_thread(app)
     return module
 
 

@@ -2,7 +2,9 @@
 
 Powertools keeps the request being resolved on a class attribute (`BaseRouter.current_event`), shared by
 every resolver in the process. A Lambda instance resolves one request at a time, so the layer Lambda
-ships uses the plain resolver; locally, requests in other threads would read each other's events.
+ships uses the plain resolver; locally, requests in other threads would read each other's events. The
+local runtime adapts each function's resolver as it loads the function (local/lambda_runtime.py): the
+layer keeps no hook for it.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ class PerThreadResolver(APIGatewayHttpResolver):
         return super().resolve(event, context)
 
 
-def resolve_per_thread() -> None:
-    """Make the functions loaded from now on resolve requests per thread (the layer must be on sys.path)."""
-    from clickstream import api
-
-    api.resolver_class = PerThreadResolver
+def resolve_per_thread(app: APIGatewayHttpResolver) -> None:
+    """Make a loaded function's resolver keep its requests per thread. Only the class changes (the subclass
+    adds no state), so the routes, middlewares and error handlers `build_resolver` gave it stay."""
+    if type(app) is APIGatewayHttpResolver:
+        app.__class__ = PerThreadResolver

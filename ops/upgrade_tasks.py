@@ -20,12 +20,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from local.lambda_runtime import put_layers_on_path
-
-put_layers_on_path()
-from clickstream.domain.improvement import task_view  # noqa: E402 - the layer is on the path only now
-from clickstream.records import StoredTask  # noqa: E402
-from clickstream.storage.tasks import queue_bucket, queue_order  # noqa: E402
+from clickstream.domain.improvement import task_view
+from clickstream.records import StoredTask
+from clickstream.storage.tasks import queue_bucket, queue_order
 
 
 def legacy_tasks(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -21,10 +21,12 @@ from werkzeug.serving import make_server
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
-from local.lambda_runtime import put_layers_on_path
-from local.processes import free_port
 from local.queues import ensure_queues
 from tests.support import TEST_ENVIRONMENT
+from tests.support.processes import free_port
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 # Powertools reads its settings when the layer is first imported, as in Lambda: set them before that.
 for _name, _value in {
@@ -36,12 +38,12 @@ for _name, _value in {
     "POWERTOOLS_SERVICE_NAME": "clickstream",
 }.items():
     os.environ.setdefault(_name, _value)
-put_layers_on_path()
 
-from clickstream import runtime  # noqa: E402 - the layer is on the path only now
+from clickstream import runtime  # noqa: E402 - after the settings Powertools reads at import
 from clickstream.service import Clickstream  # noqa: E402
 from clickstream.settings import Settings  # noqa: E402
 from clickstream.storage import Storage  # noqa: E402
+from clickstream.storage.plumbing import Dynamo, new_client  # noqa: E402
 from local.harness import LocalFunctions  # noqa: E402
 
 
@@ -79,8 +81,14 @@ def settings(tables: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def storage(settings: Settings) -> Storage:
-    return Storage.from_settings(settings)
+def storage_client(settings: Settings) -> DynamoDBClient:
+    """The DynamoDB client the `storage` fixture's gateways share, made here so tests can instrument it."""
+    return new_client(settings)
+
+
+@pytest.fixture
+def storage(settings: Settings, storage_client: DynamoDBClient) -> Storage:
+    return Storage.over(Dynamo(storage_client), settings)
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@ it (a Distributed Map item), finish it (report and manifest), expire a range's i
 exists (retention), or mark the export failed.
 
 Invoked by Step Functions with `{"step": ..., ...}`; errors surface as their class name
-(`ExportNotReady`, `ExportRangeMissing`, `ExportSessionsMismatch`, `StorageUnavailable`, ...).
+(`ExportNotReady`, `ExportRangeMissing`, `ExportSessionsMismatch`, `StorageUnavailable`, ...). The state
+machine's payload is shaped here only: the step models below convert to and from the domain's `ExportJob`,
+`NumberRange` and `ExportPlan`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from clickstream.api import log_keys
+from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange
 from clickstream.domain.datasets.parts import ExportJob
 from clickstream.models import Identifier
@@ -35,11 +38,33 @@ class Job(_Step):
     def job(self) -> ExportJob:
         return ExportJob(self.batch_id, self.release_id, self.export_id, self.shards, self.events_until)
 
+    @classmethod
+    def of(cls, job: ExportJob) -> Job:
+        return cls(
+            batch_id=job.batch_id,
+            release_id=job.release_id,
+            export_id=job.export_id,
+            shards=job.shards,
+            events_until=job.events_until,
+        )
+
 
 class Range(_Step):
+    """One item of the plan's range list (domain/datasets/layout.py, range_list), as the Map hands it over."""
+
     index: int = Field(ge=0)
     first: int = Field(ge=1)
     last: int = Field(ge=1)
+
+    def number_range(self) -> NumberRange:
+        return NumberRange(self.index, self.first, self.last)
+
+
+def plan_payload(plan: ExportPlan) -> dict[str, Any]:
+    """The plan step's answer, as the export machine's Choice and Map states read it."""
+    if plan.job is None:
+        return {"skip": True, "reason": plan.skip_reason, "batch_id": plan.batch_id}
+    return {"skip": False, "job": Job.of(plan.job).model_dump(), "ranges": plan.ranges, "ranges_key": plan.ranges_key}
 
 
 class PlanStep(_Step):
@@ -77,11 +102,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if step == "plan":
         plan = PlanStep.model_validate(event)
         log_keys(release_id=plan.release_id)
-        return exporter.plan(plan.release_id, plan.export_id)
+        return plan_payload(exporter.plan(plan.release_id, plan.export_id))
     if step == "range":
         part = RangeStep.model_validate(event)
         log_keys(batch_id=part.job.batch_id)
-        return exporter.write_range(part.job.job(), NumberRange(part.range.index, part.range.first, part.range.last))
+        return exporter.write_range(part.job.job(), part.range.number_range())
     if step == "finish":
         finish = FinishStep.model_validate(event)
         log_keys(batch_id=finish.job.batch_id)
@@ -89,8 +114,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if step == "expire":
         expire = ExpireStep.model_validate(event)
         log_keys(batch_id=expire.job.batch_id)
-        number_range = NumberRange(expire.range.index, expire.range.first, expire.range.last)
-        return exporter.expire_range(expire.job.job(), number_range, expire.expires_at)
+        return exporter.expire_range(expire.job.job(), expire.range.number_range(), expire.expires_at)
     if step == "fail":
         failed = FailStep.model_validate(event)
         log_keys(batch_id=failed.batch_id)

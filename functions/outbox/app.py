@@ -50,8 +50,9 @@ def relay(record: DynamoDBRecord) -> None:
     change = record.dynamodb
     if change is None:
         return
+    images = record.raw_event.get("dynamodb", {})  # as the stream carries them: storage decodes them
     try:
-        announcement = get_outbox().relay(change.old_image, change.new_image)
+        announcement = get_outbox().relay(images.get("OldImage"), images.get("NewImage"))
     except Exception:
         keys = change.keys or {}  # pk (a batch or release) or session_id (a task): what to replay if it is lost
         logger.exception(

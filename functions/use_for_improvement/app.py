@@ -11,12 +11,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
 from clickstream.models import ImprovementDecision, ImprovementTask, SessionRef, TaskCompletion, TaskList
+from clickstream.records import TASK_CURSOR_PATTERN
 from clickstream.runtime import get_service
 
 app = build_resolver()
-
-# The polling cursor: a task's position, as `next` gives it (storage/tasks.py, queue_order).
-TASK_CURSOR = r"^[0-9]{13}#[0-9a-f]{32}$"
 
 
 @app.post(
@@ -51,7 +49,7 @@ def tasks(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[
         str | None,
-        Query(max_length=46, pattern=TASK_CURSOR, examples=["1700000000000#9f86d081884c7d659a2feaa0c55ad015"]),
+        Query(max_length=46, pattern=TASK_CURSOR_PATTERN, examples=["1700000000000#9f86d081884c7d659a2feaa0c55ad015"]),
     ] = None,
 ) -> TaskList:
     return get_service().tasks(status, limit, after)

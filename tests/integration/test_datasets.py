@@ -4,7 +4,6 @@ them; its manifest is written last and describes the stored parts; its report is
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,14 @@ import duckdb
 import pytest
 
 from clickstream.domain.datasets import layout
+from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange
-from clickstream.domain.datasets.parts import ExportJob
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from tests.support import now_ms
-from tests.support.datasets import check_parts, dataset_sessions, manifest, run_export
+from tests.support.datasets import check_parts, dataset_sessions, manifest, planned_ranges, run_export
 from tests.support.domain import all_sessions, hand_out_number, new_session
 from tests.unit.test_quality_metrics import EXPECTED, SESSIONS
 
@@ -152,14 +151,12 @@ def test_an_exported_batch_is_not_exported_again_and_a_held_one_is_left_to_its_e
     exporting.register(new_session())
     batch_id = exporting.release("release-x").batch_id
     first = exporting.exporter.plan("release-x", "export-a")
-    assert first["skip"] is False
-    assert exporting.exporter.plan("release-x", "export-b") == {
-        "skip": True,
-        "reason": "another export holds it",
-        "batch_id": batch_id,
-    }
+    assert first.job is not None
+    assert exporting.exporter.plan("release-x", "export-b") == ExportPlan(
+        batch_id, skip_reason="another export holds it"
+    )
     again = exporting.exporter.plan("release-x", "export-a")  # a redrive keeps its claim and its cut-off
-    assert again["job"] == first["job"]
+    assert again.job == first.job
     run_export(exporting, lake(exporting), "release-x", "export-a")
     assert run_export(exporting, lake(exporting), "release-x", "export-c") is None  # exported: skipped
 
@@ -172,7 +169,7 @@ def test_a_failed_export_lets_the_next_one_take_the_batch(exporting: Clickstream
     assert exporting.batch(batch_id).dataset.status == "failed"  # type: ignore[union-attr]
     assert run_export(exporting, lake(exporting), "release-f", "export-b") is not None
     assert exporting.batch(batch_id).dataset.status == "exported"  # type: ignore[union-attr]
-    assert json.loads((lake(exporting) / plan["ranges_key"]).read_text())  # the plan's ranges, kept for a redrive
+    assert planned_ranges(lake(exporting), plan)  # the plan's ranges, kept for a redrive
 
 
 def test_an_export_of_a_batch_not_settled_waits(exporting: Clickstream) -> None:
@@ -187,8 +184,8 @@ def test_items_are_kept_until_the_dataset_exists(exporting: Clickstream, storage
 
     exporting.register(new_session())
     batch_id = exporting.release("release-kept").batch_id
-    plan = exporting.exporter.plan("release-kept", "export-a")
-    job = ExportJob(**plan["job"])
+    job = exporting.exporter.plan("release-kept", "export-a").job
+    assert job is not None
     with pytest.raises(ExportNotReady):  # a retention step run early (or by hand) expires nothing
         exporting.exporter.expire_range(job, NumberRange(0, 1, 4), now_ms() // 1000)
     assert exporting.batch(batch_id).dataset.status == "exporting"  # type: ignore[union-attr]
@@ -210,12 +207,12 @@ CRASH_POINTS = (
 def crash_export(service: Clickstream, release_id: str, crash: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the export's steps until `crash`."""
     plan = service.exporter.plan(release_id, "export-1")
-    job = ExportJob(**plan["job"])
-    ranges = json.loads((lake(service) / plan["ranges_key"]).read_text(encoding="utf-8"))
-    for index, number_range in enumerate(ranges):
+    job = plan.job
+    assert job is not None
+    for index, number_range in enumerate(planned_ranges(lake(service), plan)):
         if crash == "after-some-ranges" and index == 2:
             return
-        service.exporter.write_range(job, NumberRange(**number_range))
+        service.exporter.write_range(job, number_range)
     if crash == "after-all-ranges":
         return
     with monkeypatch.context() as patch:
@@ -226,10 +223,10 @@ def crash_export(service: Clickstream, release_id: str, crash: str, monkeypatch:
                 service.storage.batches, "finish_export", lambda batch_id, dataset: (_ for _ in ()).throw(Crash())
             )
         if crash == "after-the-record":
-            service.exporter.finish(job, plan["ranges"])
+            service.exporter.finish(job, plan.ranges)
             return
         with pytest.raises(Crash):
-            service.exporter.finish(job, plan["ranges"])
+            service.exporter.finish(job, plan.ranges)
 
 
 @pytest.mark.parametrize("crash", CRASH_POINTS)

@@ -22,7 +22,7 @@ from tests.conftest import local_functions
 from tests.support import load_event
 from tests.support.datasets import run_export
 from tests.support.domain import new_session
-from tests.support.streams import all_records, filters_agree
+from tests.support.streams import Image, all_records, filters_agree
 
 
 @dataclass
@@ -158,11 +158,13 @@ def test_the_stream_filters_pass_exactly_the_changes_the_outbox_announces(
     assert len(records) >= 8  # pointer, seal, release, batch record, counts, export claim, export finish
     from clickstream.domain.announcements import exported
     from clickstream.domain.announcements import released as announces_release
+    from clickstream.storage.changes import decode_change
 
     lake = service.lake
-    passed = filters_agree(
-        records,
-        "BatchesStream",
-        lambda old, new: announces_release(old, new) is not None or exported(old, new, lake) is not None,
-    )
+
+    def announces(old: Image, new: Image) -> bool:
+        change = decode_change(old, new)
+        return announces_release(change) is not None or exported(change, lake) is not None
+
+    passed = filters_agree(records, "BatchesStream", announces)
     assert passed == 2  # the release settled, the dataset exported

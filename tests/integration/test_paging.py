@@ -6,7 +6,7 @@ import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -20,6 +20,9 @@ from clickstream.settings import Settings
 from clickstream.storage import Storage
 from tests.support import now_ms
 from tests.support.domain import all_sessions, click, new_session, page
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
 def test_paging_visits_every_session_exactly_once_in_order(service: Clickstream) -> None:
@@ -72,7 +75,9 @@ def test_a_page_never_exceeds_five_megabytes_and_paging_goes_on(service: Clickst
     assert rest["has_more"] is False
 
 
-def test_a_page_cut_by_the_size_cap_reads_little_beyond_what_it_returns(service: Clickstream, storage: Storage) -> None:
+def test_a_page_cut_by_the_size_cap_reads_little_beyond_what_it_returns(
+    service: Clickstream, storage_client: DynamoDBClient
+) -> None:
     """Six sessions of ~1.2 MB of events each: a page holds four; the rest are not read in full."""
     read_bytes: list[int] = []
 
@@ -88,11 +93,11 @@ def test_a_page_cut_by_the_size_cap_reads_little_beyond_what_it_returns(service:
             registration.session_id,
             [NewEvent(event_id=f"m{k:03d}", object_id="o", meta=meta) for k in range(300)],
         )
-    storage.client.meta.events.register("after-call.dynamodb.Query", count)
+    storage_client.meta.events.register("after-call.dynamodb.Query", count)
     try:
         text = service.batch_page_json(batch_id, 0, 6, 1000)
     finally:
-        storage.client.meta.events.unregister("after-call.dynamodb.Query", count)
+        storage_client.meta.events.unregister("after-call.dynamodb.Query", count)
     page = json.loads(text)
     assert page["has_more"] is True
     assert 1 <= len(page["sessions"]) < 6

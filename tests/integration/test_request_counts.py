@@ -1,14 +1,13 @@
 """A regression guard that is a count, not a timing: DynamoDB requests per API call.
 
 The budget is the table in bench/RESULTS.md, which `make bench` measures with the same scenario
-(local/request_counts.py). A change that makes a route issue more requests fails here until the table
+(bench/request_counts.py). A change that makes a route issue more requests fails here until the table
 is regenerated, so the rise shows in that file's diff.
 """
 
 from __future__ import annotations
 
-from clickstream import runtime
-from local.request_counts import RequestCounter, documented_counts, run_scenario
+from bench.request_counts import RequestCounter, documented_counts, run_scenario, service_dynamodb_client
 from local.template import ROOT
 from tests.conftest import local_functions
 
@@ -17,7 +16,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 
 def test_no_call_issues_more_dynamodb_requests_than_documented(tables: dict[str, str]) -> None:
     documented = documented_counts(RESULTS.read_text(encoding="utf-8"))
-    counter = RequestCounter(runtime.get_service().storage.client)
+    counter = RequestCounter(service_dynamodb_client())
     try:
         cases = run_scenario(local_functions().call, counter)
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -12,6 +12,9 @@ from clickstream.service import Clickstream
 from clickstream.storage import Storage
 from tests.support import now_ms
 from tests.support.domain import click, new_session
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
 def test_events_are_stored_once_per_event_id(service: Clickstream) -> None:
@@ -39,7 +42,9 @@ def test_events_of_an_unknown_session_are_refused(service: Clickstream) -> None:
         service.add_events("sess-none", [click("e1")])
 
 
-def test_reading_events_never_asks_for_more_than_the_limit(service: Clickstream, storage: Storage) -> None:
+def test_reading_events_never_asks_for_more_than_the_limit(
+    service: Clickstream, storage: Storage, storage_client: DynamoDBClient
+) -> None:
     service.register(new_session("sess-l"))
     service.add_events("sess-l", [click(f"e{n:02d}") for n in range(30)])
     limits: list[int] = []
@@ -48,11 +53,11 @@ def test_reading_events_never_asks_for_more_than_the_limit(service: Clickstream,
         if params.get("IndexName") == "by_created_at":
             limits.append(params["Limit"])
 
-    storage.client.meta.events.register("provide-client-params.dynamodb.Query", record)
+    storage_client.meta.events.register("provide-client-params.dynamodb.Query", record)
     try:
         events = storage.events.first("sess-l", 7)
     finally:
-        storage.client.meta.events.unregister("provide-client-params.dynamodb.Query", record)
+        storage_client.meta.events.unregister("provide-client-params.dynamodb.Query", record)
     assert len(events) == 7
     assert limits
     assert max(limits) <= 7

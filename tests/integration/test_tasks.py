@@ -285,6 +285,7 @@ def test_the_tasks_stream_filters_pass_exactly_the_tasks_the_outbox_delivers(
 ) -> None:
     """Scheduled, scheduled again while pending, completed, scheduled again, expired: checked both ways."""
     from clickstream.domain.announcements import task_pending
+    from clickstream.storage.changes import decode_change
 
     schedule(invoke_http, clicked_session(service, "sess-f"))
     schedule(invoke_http, "sess-f")
@@ -298,7 +299,7 @@ def test_the_tasks_stream_filters_pass_exactly_the_tasks_the_outbox_delivers(
     # both ways of checking below pass it by.
     changes = [record["eventName"] for record in records if "status" in record["dynamodb"].get("NewImage", {})]
     assert changes == ["INSERT", "MODIFY", "MODIFY", "MODIFY"]  # scheduled, done, scheduled again, expiry set
-    passed = filters_agree(records, "TasksStream", lambda old, new: task_pending(old, new) is not None)
+    passed = filters_agree(records, "TasksStream", lambda old, new: task_pending(decode_change(old, new)) is not None)
     assert passed == 2  # the first scheduling, and the one after done
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import duckdb
 
+from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange, dataset_folder, manifest_key
-from clickstream.domain.datasets.parts import ExportJob
 from clickstream.service import Clickstream
 
 
@@ -20,13 +20,19 @@ def run_export(
 ) -> dict[str, Any] | None:
     """Plan, every range, finish; None when the plan skips. Returns what finish returns."""
     plan = service.exporter.plan(release_id, export_id)
-    if plan["skip"]:
+    if plan.job is None:
         return None
-    job = ExportJob(**plan["job"])
-    for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
-        service.exporter.write_range(job, NumberRange(**number_range))
-    finished: dict[str, Any] = service.exporter.finish(job, plan["ranges"])
+    for number_range in planned_ranges(lake_dir, plan):
+        service.exporter.write_range(plan.job, number_range)
+    finished: dict[str, Any] = service.exporter.finish(plan.job, plan.ranges)
     return finished
+
+
+def planned_ranges(lake_dir: Path, plan: ExportPlan) -> list[NumberRange]:
+    """The ranges the plan wrote to the lake, as the export machine's Map reads them."""
+    assert plan.ranges_key is not None
+    items = json.loads((lake_dir / plan.ranges_key).read_text(encoding="utf-8"))
+    return [NumberRange(item["index"], item["first"], item["last"]) for item in items]
 
 
 def manifest(lake_dir: Path, batch_id: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Helpers for tests that drive the domain directly (the layer must be on sys.path: conftest puts it there)."""
+"""Helpers for tests that drive the domain directly."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from clickstream_client import ClickstreamError, Client, NotFound
 
-from local.processes import local_server
 from tests.support import new_session_body
+from tests.support.processes import local_server
 
 ACCESS_KEY = "AKIDLOCALSYSTEMTEST"
 SECRET_KEY = "local-system-test-secret"  # noqa: S105 - made up; the local server is told to accept it

@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from local.dynamodb import EmbeddedAws, dynamodb_client, local_table_names
-from local.processes import (
+from tests.support.processes import (
     LOCAL_SERVER_COMMAND,
     answers_http,
     child_process,

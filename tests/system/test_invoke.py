@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from local.processes import free_port, local_server
 from local.template import ROOT
+from tests.support.processes import free_port, local_server
 
 
 def invoke(*arguments: str, aws_port: int) -> subprocess.CompletedProcess[str]:

@@ -13,8 +13,8 @@ from typing import Any
 import duckdb
 import requests
 
-from local.processes import local_server
 from tests.support import new_session_body
+from tests.support.processes import local_server
 
 TIMEOUT = 30
 

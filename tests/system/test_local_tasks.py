@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import requests
 
-from local.processes import local_server
 from tests.support import new_session_body
+from tests.support.processes import local_server
 
 TIMEOUT = 30
 README = Path(__file__).parents[2] / "README.md"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from local.processes import local_server
+from tests.support.processes import local_server
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))  # per operation and phase

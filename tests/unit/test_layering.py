@@ -1,36 +1,69 @@
-"""The stored records, the views and the input models are plain Python: importing them for their types
-must not pull in boto3 (a fresh interpreter, so nothing imported by other tests hides it)."""
+"""The stored records, the views, the input models and every module of the domain are plain Python: they
+import in a fresh interpreter where boto3 and botocore cannot be imported at all (so nothing imported by
+other tests hides a dependency), and the domain reaches storage only through its ports (domain/ports.py)."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-LAYER = Path(__file__).resolve().parents[2] / "layers" / "clickstream"
+PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "clickstream" / "clickstream"
+DOMAIN = PACKAGE / "domain"
 
-BOTO_FREE = [
-    "clickstream.records",
-    "clickstream.views",
-    "clickstream.models",
-    "clickstream.domain.rules",
-    "clickstream.domain.numbering",
-    "clickstream.domain.shards",
-    "clickstream.domain.datasets.metrics",
-]
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+DOMAIN_MODULES = sorted(_module_name(path) for path in DOMAIN.rglob("*.py"))
+BOTO_FREE = ["clickstream.records", "clickstream.views", "clickstream.models", *DOMAIN_MODULES]
+
+# Refuses boto3 and botocore outright, then imports the module and names anything of theirs it loaded.
+PROBE = """
+import importlib.abc, sys
+
+class NoAws(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("boto3", "botocore"):
+            raise ImportError(f"{name} is not importable here")
+        return None
+
+sys.meta_path.insert(0, NoAws())
+import {module}
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore")))
+"""
+
+
+def test_every_domain_module_is_probed() -> None:
+    assert len(DOMAIN_MODULES) >= 20, DOMAIN_MODULES
+    assert {"clickstream.domain.announcements", "clickstream.domain.datasets.export"} <= set(DOMAIN_MODULES)
 
 
 @pytest.mark.parametrize("module", BOTO_FREE)
 def test_the_module_imports_without_boto3(module: str) -> None:
-    probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
     result = subprocess.run(  # noqa: S603 - this interpreter, a probe built from the module names above
-        [sys.executable, "-c", probe],
-        env={"PYTHONPATH": str(LAYER)},
+        [sys.executable, "-c", PROBE.replace("{module}", module)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", f"{module} pulls in {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("path", sorted(DOMAIN.rglob("*.py")), ids=_module_name)
+def test_the_domain_never_names_storage(path: Path) -> None:
+    """Not even for types: the domain knows its ports; storage implements them."""
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not {name for name in imported if name.split(".")[:2] == ["clickstream", "storage"]}
+    assert not {name for name in imported if name.split(".")[0] in ("boto3", "botocore", "mypy_boto3_dynamodb")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from local.request_counts import Case, counts_table, documented_counts
+from bench.request_counts import Case, counts_table, documented_counts
 from local.template import ROOT
 
 

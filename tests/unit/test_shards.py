@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickstream.concurrency import Fanout
+from clickstream.domain.ports import Stores
 from clickstream.domain.release import walk_shard
 from clickstream.domain.shards import sessions_after
-from clickstream.records import Place, ReleaseRecord, Slot, StoredSession, partition_of
-from clickstream.storage import Storage
-from clickstream.storage.sessions import ShardPage
+from clickstream.records import Place, ReleaseRecord, ShardPage, Slot, StoredSession, partition_of
 
 
 @dataclass
@@ -37,14 +36,14 @@ class MemorySessions:
             for n in read
             if (session_id := self.partitions[partition][n]) is not None
         ]
-        return ShardPage(sessions, read[-1] if len(numbers) > limit else None)  # type: ignore[arg-type]
+        return ShardPage(sessions, read[-1] if len(numbers) > limit else None)
 
     def slots(self, partition: str) -> list[Slot]:
         return [Slot(n, session_id) for n, session_id in sorted(self.partitions.get(partition, {}).items())]
 
 
-def storage_of(sessions: MemorySessions) -> Storage:
-    return cast(Storage, type("MemoryStorage", (), {"sessions": sessions})())
+def storage_of(sessions: MemorySessions) -> Stores:
+    return cast(Stores, type("MemoryStorage", (), {"sessions": sessions})())
 
 
 @settings(max_examples=80, deadline=None)

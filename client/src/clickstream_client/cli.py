@@ -114,12 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--region", help="AWS region (default: the one in an execute-api URL, else the profile's)")
     parser.add_argument("--profile", help="AWS profile for credentials and region (default: $AWS_PROFILE)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    commands = _Commands(parser)
+    _add_sessions_command(commands)
+    _add_reading_commands(commands)
+    _add_release_and_use_commands(commands)
+    _add_task_commands(commands)
+    return parser
 
-    def add_command(
-        name: str, run: Command, summary: str, details: str, examples: str, *, check: Check | None = None
+
+class _Commands:
+    """The parser's subcommands, each with its help laid out the same way."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def add(
+        self, name: str, run: Command, summary: str, details: str, examples: str, *, check: Check | None = None
     ) -> argparse.ArgumentParser:
-        command = commands.add_parser(
+        command = self._commands.add_parser(
             name,
             help=summary,
             description=textwrap.fill(f"{summary}. {details}", width=HELP_WIDTH),
@@ -129,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run, check=check, command_parser=command)
         return command
 
-    sessions = add_command(
+
+def _add_sessions_command(commands: _Commands) -> None:
+    sessions = commands.add(
         "sessions",
         run_sessions,
         "Export every session of a batch as JSON Lines",
@@ -159,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="sessions per request, 1..1000 (default 100)",
     )
 
-    batch = add_command(
+
+def _add_reading_commands(commands: _Commands) -> None:
+    batch = commands.add(
         "batch",
         run_batch,
         "Show one batch",
@@ -168,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("batch_id", metavar="BATCH_ID", help="the batch to show")
 
-    batches = add_command(
+    batches = commands.add(
         "batches",
         run_batches,
         "List batches, newest first, as JSON Lines",
@@ -178,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batches.add_argument("--limit", type=_integer(1), metavar="N", help="list at most N batches (default: all)")
 
-    release = add_command(
+
+def _add_release_and_use_commands(commands: _Commands) -> None:
+    release = commands.add(
         "release",
         run_release,
         "Release the collecting batch",
@@ -192,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="your name for this release; the same name again returns the same release",
     )
 
-    session = add_command(
+    session = commands.add(
         "session",
         run_session,
         "Show one session with its events",
@@ -208,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="events to show, 0..1000 (default 1000)",
     )
 
-    use = add_command(
+    use = commands.add(
         "use",
         run_use,
         "Schedule sessions for model improvement",
@@ -231,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_integer(1, 32), default=8, metavar="N", help="requests in flight at once, 1..32 (default 8)"
     )
 
-    tasks = add_command(
+
+def _add_task_commands(commands: _Commands) -> None:
+    tasks = commands.add(
         "tasks",
         run_tasks,
         "List improvement tasks, oldest first, as JSON Lines",
@@ -242,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", choices=TASK_STATUSES, default="pending", help="tasks with this status (default pending)"
     )
 
-    complete = add_command(
+    complete = commands.add(
         "complete",
         run_complete,
         "Report a session's improvement task as done or failed",
@@ -253,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("session_id", metavar="SESSION_ID", help="the session whose task is reported")
     complete.add_argument("--status", choices=("done", "failed"), required=True, help="the task's outcome")
     complete.add_argument("--error", metavar="TEXT", help="what went wrong (with --status failed), up to 1000 chars")
-    return parser
 
 
 # Commands

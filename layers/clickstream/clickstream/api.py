@@ -137,12 +137,6 @@ def _parse_request_body(text: str | bytes) -> Any:
     return document
 
 
-# Lambda resolves one request per instance at a time, and Powertools keeps the request being resolved on
-# a class attribute. The local server resolves many requests at once in one process; it sets a resolver
-# class that keeps them per thread (local/threads.py) before it loads the functions.
-resolver_class: type[APIGatewayHttpResolver] = APIGatewayHttpResolver
-
-
 def log_keys(**ids: str) -> None:
     """Put the ids a request names (session_id, batch_id, release_id) on every log line it writes."""
     logger.thread_safe_append_keys(**ids)
@@ -158,7 +152,7 @@ def _trace_route(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -
 
 def build_resolver() -> APIGatewayHttpResolver:
     """A resolver with request validation and the service's error mapping (the one place for it)."""
-    app = resolver_class(enable_validation=True, json_body_deserializer=_parse_request_body)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_parse_request_body)
 
     def unexpected(error: Exception) -> Response[Any]:
         # A bug: log it whole, tell the caller only which request to quote.

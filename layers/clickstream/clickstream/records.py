@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 POINTER_KEY = "pointer"
+
+# The task polling cursor (`GET /improvement/tasks?after=`): a task's position among those of its status,
+# `<requested_at, 13 digits>#<32 hex digits of the session_id's SHA-256>`, as `next` gives it; the tasks
+# table sorts its index by the same text (storage/tasks.py).
+TASK_CURSOR_PATTERN = r"^[0-9]{13}#[0-9a-f]{32}$"
+
+
+def task_cursor(requested_at: int, session_id: str) -> str:
+    """The position of a task among those of its status: oldest first."""
+    return f"{requested_at:013d}#{hashlib.sha256(session_id.encode('utf-8')).hexdigest()[:32]}"
 
 
 def partition_of(batch_id: str, session_number: int, shards: int) -> str:
@@ -163,6 +175,50 @@ class StoredTask:
     requested_at: int
     completed_at: int | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ShardPage:
+    """Sessions of one shard read at once (tombstones left out), and where the next read starts (opaque to
+    the domain: the store's own continuation, None when the shard has no more)."""
+
+    sessions: list[StoredSession]
+    next_start: Any
+
+
+@dataclass(frozen=True)
+class EventsRead:
+    events: list[StoredEvent]
+    last_key: str | None  # set when the read stopped at its limit: more may follow
+
+
+@dataclass(frozen=True)
+class ReleaseChange:
+    """A release record as a stream saw it change (`old` None: created)."""
+
+    old: ReleaseRecord | None
+    new: ReleaseRecord
+
+
+@dataclass(frozen=True)
+class BatchChange:
+    """A released-batch record as a stream saw it change (`old` None: created)."""
+
+    old: BatchRecord | None
+    new: BatchRecord
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """A task as a stream saw it change (`old` None: created, or not a whole task before)."""
+
+    old: StoredTask | None
+    new: StoredTask
+
+
+# What a change of a table item means to the outbox; None: a change of anything else (the pointer, a
+# removal, a keys-only record).
+StoredChange = ReleaseChange | BatchChange | TaskChange | None
 
 
 class PointerUnavailable(Exception):

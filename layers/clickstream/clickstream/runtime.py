@@ -12,6 +12,7 @@ from clickstream.service import Clickstream
 from clickstream.settings import get_settings
 from clickstream.storage import Storage
 from clickstream.storage.bus import EventBus
+from clickstream.storage.changes import decode_change
 from clickstream.storage.lake import lake_from_settings
 from clickstream.storage.queue import TaskQueue
 
@@ -47,6 +48,7 @@ def get_outbox() -> Outbox:
             TaskQueue.from_settings(settings),
             lake_from_settings(settings),
             PowertoolsTelemetry(),
+            decode=decode_change,
         )
 
     return _instance("outbox", build)

@@ -1,6 +1,8 @@
 """The service the handlers call: one facade over the protocols of `clickstream.domain`.
 
-Each method is one route of docs/contract.md; the work happens in the protocol modules.
+Each method is one route of docs/contract.md; the work happens in the protocol modules. The stores and the
+lake are the domain's ports (domain/ports.py); a container passes `clickstream.storage.Storage` and the lake
+its settings name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.paging import Pager
+from clickstream.domain.ports import Lake, Stores
 from clickstream.domain.registration import Registrar
 from clickstream.domain.release import Releaser
 from clickstream.domain.rules import Clock, now_ms
@@ -33,14 +36,13 @@ from clickstream.models import (
 )
 from clickstream.reports import BatchList, BatchView
 from clickstream.settings import Settings
-from clickstream.storage import Storage
-from clickstream.storage.lake import Lake, lake_from_settings
+from clickstream.storage.lake import lake_from_settings
 
 
 class Clickstream:
     def __init__(
         self,
-        storage: Storage,
+        storage: Stores,
         settings: Settings,
         *,
         telemetry: Telemetry | None = None,

@@ -14,21 +14,19 @@ without being announced, even if the function that made it crashed right after. 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from clickstream.domain.datasets.layout import manifest_key
 from clickstream.domain.improvement import task_view
+from clickstream.domain.ports import Bus, Lake, Queue, Stores
 from clickstream.domain.telemetry import Telemetry
 from clickstream.errors import BatchNotFound, TaskNotFound
-from clickstream.records import BatchRecord, StoredTask
-from clickstream.storage import Storage
-from clickstream.storage.bus import EventBus
-from clickstream.storage.lake import Lake
-from clickstream.storage.queue import TaskQueue
+from clickstream.records import BatchChange, BatchRecord, ReleaseChange, StoredChange, StoredTask, TaskChange
 
-Image = Mapping[str, Any]
+Image = Mapping[str, Any]  # a stream image as the stream carries it (storage decodes it)
+ChangeDecoder = Callable[[Image | None, Image | None], StoredChange]
 TASK_MESSAGE = "ImprovementTask"  # an announcement sent to the tasks queue, not the bus
 
 # The report as CloudWatch metrics (one point per export, at its time), with their units.
@@ -50,10 +48,6 @@ QUALITY_METRICS = {
 class Announcement:
     detail_type: str
     detail: dict[str, Any]
-
-
-def _number(value: Any) -> int:
-    return int(value)  # DynamoDB numbers arrive as Decimal
 
 
 def _release(release_id: str, batch_id: str, released_at: int, session_count: int) -> Announcement:
@@ -78,33 +72,33 @@ def _export(release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any],
     return Announcement("BatchExported", detail)
 
 
-def released(old: Image | None, new: Image | None) -> Announcement | None:
-    if not new or not str(new.get("pk", "")).startswith("release#") or "session_count" not in new:
+def released(change: StoredChange) -> Announcement | None:
+    if not isinstance(change, ReleaseChange) or change.new.session_count is None:
         return None
-    if old and "session_count" in old:
+    if change.old is not None and change.old.session_count is not None:
         return None  # announced when it was first settled
-    return _release(new["release_id"], new["batch_id"], _number(new["released_at"]), _number(new["session_count"]))
+    new = change.new
+    return _release(new.release_id, new.batch_id, new.released_at, change.new.session_count)
 
 
-def exported(old: Image | None, new: Image | None, lake: Lake) -> Announcement | None:
-    if not new or not str(new.get("pk", "")).startswith("batch#") or new.get("dataset_status") != "exported":
+def exported(change: StoredChange, lake: Lake) -> Announcement | None:
+    if not isinstance(change, BatchChange) or change.new.dataset.status != "exported":
         return None
-    if old and old.get("dataset_status") == "exported":
+    if change.old is not None and change.old.dataset.status == "exported":
         return None
-    counts = (_number(new["exported_sessions"]), _number(new["exported_events"]))
-    return _export(new["release_id"], new["batch_id"], lake, counts, new.get("metrics"))
+    new, dataset = change.new, change.new.dataset
+    return _export(new.release_id, new.batch_id, lake, (dataset.session_count, dataset.event_count), dataset.metrics)
 
 
-def task_pending(old: Image | None, new: Image | None) -> Announcement | None:
+def task_pending(change: StoredChange) -> Announcement | None:
     """A task that became pending: stored new, or scheduled again after its worker completed it."""
-    if not new or "requested_at" not in new or new.get("status") != "pending":
+    if not isinstance(change, TaskChange) or change.new.status != "pending":
         return None
-    if old and old.get("status") == "pending":
+    if change.old is not None and change.old.status == "pending":
         return None  # still the same pending task (e.g. its time to live was set)
-    task = StoredTask(
-        new["session_id"], new["batch_id"], _number(new["session_number"]), "pending", _number(new["requested_at"])
-    )
-    return Announcement(TASK_MESSAGE, task_view(task).model_dump())
+    task = change.new
+    pending = StoredTask(task.session_id, task.batch_id, task.session_number, "pending", task.requested_at)
+    return Announcement(TASK_MESSAGE, task_view(pending).model_dump())
 
 
 def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
@@ -120,21 +114,26 @@ def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
 
 
 class Outbox:
-    def __init__(self, storage: Storage, bus: EventBus, queue: TaskQueue, lake: Lake, telemetry: Telemetry) -> None:
+    def __init__(
+        self, storage: Stores, bus: Bus, queue: Queue, lake: Lake, telemetry: Telemetry, *, decode: ChangeDecoder
+    ) -> None:
         self._storage = storage
+        self._decode = decode
         self._bus = bus
         self._queue = queue
         self._lake = lake
         self._telemetry = telemetry
 
     def relay(self, old: Image | None, new: Image | None) -> Announcement | None:
-        """Announce what this change of a batches-table or tasks-table item means, if anything."""
-        announcement = released(old, new) or exported(old, new, self._lake) or task_pending(old, new)
+        """Announce what this change of a batches-table or tasks-table item (its stream images) means, if
+        anything."""
+        change = self._decode(old, new)
+        announcement = released(change) or exported(change, self._lake) or task_pending(change)
         if announcement is None:
             return None
         self._say(announcement)
-        if announcement.detail_type == "BatchExported" and new is not None:
-            self._publish_quality(announcement.detail["metrics"], _number(new["exported_at"]))
+        if isinstance(change, BatchChange) and announcement.detail_type == "BatchExported":
+            self._publish_quality(announcement.detail["metrics"], change.new.dataset.exported_at or 0)
         return announcement
 
     def replay(self, batch_id: str) -> list[Announcement]:

@@ -12,10 +12,10 @@ import threading
 
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.layout import manifest_key
+from clickstream.domain.ports import Lake
 from clickstream.errors import BatchNotFound
 from clickstream.records import BatchRecord, Pointer
 from clickstream.reports import BatchList, BatchView, DatasetView, QualityReport
-from clickstream.storage.lake import Lake
 
 _OPENED_IN_ID = re.compile(r"^b-(\d{13})-")
 

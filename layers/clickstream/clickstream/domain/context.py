@@ -5,20 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from clickstream.concurrency import Fanout
+from clickstream.domain.ports import Stores
 from clickstream.domain.rules import Clock, now_ms
 from clickstream.domain.telemetry import Silent, Telemetry
 from clickstream.settings import Settings
 
-if TYPE_CHECKING:
-    from clickstream.storage import Storage
-
 
 @dataclass(frozen=True)
 class Context:
-    storage: Storage
+    storage: Stores  # the tables, as ports (clickstream.storage.Storage in a container)
     settings: Settings
     fanout: Fanout
     telemetry: Telemetry = field(default_factory=Silent)

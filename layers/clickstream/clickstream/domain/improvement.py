@@ -13,8 +13,7 @@ from clickstream.domain.context import Context
 from clickstream.domain.sessions import Sessions
 from clickstream.errors import ConflictError, TaskCompletedOtherwise, TaskNotFound
 from clickstream.models import ImprovementDecision, ImprovementTask, TaskCompletion, TaskList
-from clickstream.records import StoredTask
-from clickstream.storage.tasks import queue_order
+from clickstream.records import StoredTask, task_cursor
 
 
 def task_view(task: StoredTask) -> ImprovementTask:
@@ -76,7 +75,7 @@ class Improvement:
         """Tasks of `status`, oldest first; `next` is the `after` of the following page."""
         tasks, more = self._storage.tasks.oldest(status, limit, after)
         last = tasks[-1] if tasks else None
-        next_after = queue_order(last.requested_at, last.session_id) if more and last else None
+        next_after = task_cursor(last.requested_at, last.session_id) if more and last else None
         return TaskList(tasks=[task_view(task) for task in tasks], next=next_after)
 
     def _skipped(self, session_id: str, reason: str) -> ImprovementDecision:

@@ -17,8 +17,7 @@ from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.rules import MAX_EVENT_BYTES, MAX_RESPONSE_BYTES
 from clickstream.domain.shards import sessions_after
-from clickstream.records import StoredEvent, StoredSession
-from clickstream.storage.events import EventsRead
+from clickstream.records import EventsRead, StoredEvent, StoredSession
 from clickstream.views import render_page, render_session
 
 _PAGE_ENVELOPE_BYTES = 1_024

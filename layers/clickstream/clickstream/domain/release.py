@@ -20,15 +20,12 @@ that crashed; a registration that finds the pointer sealed for too long complete
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from clickstream.domain.context import Context
+from clickstream.domain.ports import Stores
 from clickstream.errors import NoCollectingBatch
 from clickstream.models import Release
 from clickstream.records import Place, Pointer, ReleaseRecord, partition_of
-
-if TYPE_CHECKING:
-    from clickstream.storage import Storage
 
 
 class Releaser:
@@ -148,7 +145,7 @@ class ShardWalk:
     missing: list[Place] = field(default_factory=list)
 
 
-def walk_shard(storage: Storage, record: ReleaseRecord, shard: int) -> ShardWalk:
+def walk_shard(storage: Stores, record: ReleaseRecord, shard: int) -> ShardWalk:
     """Walk one shard's slots in order: its numbers are shard, shard + S, ... (1 onward), up to the last
     number of the batch; those without a slot are missing. Memory holds only what is missing."""
     walk = ShardWalk()

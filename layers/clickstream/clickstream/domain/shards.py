@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clickstream.concurrency import Fanout
+from clickstream.domain.ports import Stores
 from clickstream.records import StoredSession, shard_partitions
-
-if TYPE_CHECKING:
-    from clickstream.storage import Storage
 
 
 @dataclass
@@ -34,7 +32,7 @@ class _Shard:
 
 
 def sessions_after(
-    storage: Storage, fanout: Fanout, batch_id: str, shards: int, *, after_number: int, wanted: int
+    storage: Stores, fanout: Fanout, batch_id: str, shards: int, *, after_number: int, wanted: int
 ) -> Iterator[StoredSession]:
     """Sessions of the batch with number > `after_number`, ascending, tombstones left out; lazily, so a
     caller that stops early reads little more than it took. `wanted` sizes the reads: about that many

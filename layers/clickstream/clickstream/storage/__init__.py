@@ -1,13 +1,13 @@
 """Every DynamoDB call of the service, one gateway per table or aggregate. Nothing above imports boto3.
 
-The gateways share one client and its conventions (`plumbing`); the domain reaches them through
-`Storage`, built once per container.
+The gateways share one client and its conventions (`plumbing`). Each implements a port of the domain
+(`clickstream.domain.ports`) structurally; `Storage`, built once per container, is the `Stores` the
+domain's Context carries. Stream images are decoded here too (`changes`), by the gateways' own decoders.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from clickstream.settings import Settings
 from clickstream.storage.batch_records import BatchRecords
@@ -18,9 +18,6 @@ from clickstream.storage.pointer import CollectingPointer
 from clickstream.storage.releases import Releases
 from clickstream.storage.sessions import SessionSlots
 from clickstream.storage.tasks import Tasks
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,6 @@ class Storage:
             events=Events(dynamo, settings.events_table),
             tasks=Tasks(dynamo, settings.tasks_table),
         )
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self.dynamo.client
 
 
 __all__ = ["Storage"]

@@ -15,10 +15,11 @@ from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s
 
 BATCHES_BY_ID_INDEX = "batches_by_id"
 LISTING = "batch"
+BATCH_PREFIX = "batch#"
 
 
 def batch_key(batch_id: str) -> dict[str, dict[str, str]]:
-    return {"pk": s(f"batch#{batch_id}")}
+    return {"pk": s(f"{BATCH_PREFIX}{batch_id}")}
 
 
 def _dataset(item: Item) -> Dataset:

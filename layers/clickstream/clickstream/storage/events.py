@@ -5,10 +5,9 @@ DynamoDB calls: PutItem and Query on EventsTable; Query on its index by_created_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from clickstream.records import StoredEvent
+from clickstream.records import EventsRead, StoredEvent
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_s, s
 
 EVENTS_BY_TIME_INDEX = "by_created_at"
@@ -17,12 +16,6 @@ EVENTS_BY_TIME_INDEX = "by_created_at"
 def chronological_key(created_at: int, event_id: str) -> str:
     """Sort key of the events-by-time index: orders by created_at, then event_id (UTF-8 byte order)."""
     return f"{created_at:013d}#{event_id}"
-
-
-@dataclass(frozen=True)
-class EventsRead:
-    events: list[StoredEvent]
-    last_key: str | None  # set when the read stopped at its limit: more may follow
 
 
 def _event(item: Item) -> StoredEvent:

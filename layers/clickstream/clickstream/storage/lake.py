@@ -12,32 +12,17 @@ from __future__ import annotations
 import shutil
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.exceptions import ClientError
 
+from clickstream.domain.ports import Lake  # the port these implement; imported from here by older callers
 from clickstream.settings import Settings
 from clickstream.storage.plumbing import service_config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-
-
-class Lake(Protocol):
-    def uri(self, key: str) -> str:
-        """The object's address for consumers (s3://... or file://...)."""
-
-    def put_file(self, key: str, path: Path) -> None:
-        """Store the file at `path` under `key` (replacing what is there)."""
-
-    def put_bytes(self, key: str, data: bytes) -> None: ...
-
-    def get_bytes(self, key: str) -> bytes | None:
-        """The object's bytes; None when there is none."""
-
-    def fetch(self, key: str, path: Path) -> bool:
-        """Copy the object to `path`; False when there is none."""
 
 
 class FileLake:
@@ -119,3 +104,6 @@ def lake_from_settings(settings: Settings) -> Lake:
         config = service_config(settings)
         return S3Lake(boto3.session.Session().client("s3", config=config), settings.lake_bucket)
     return FileLake(Path(settings.lake_dir))
+
+
+__all__ = ["FileLake", "Lake", "S3Lake", "lake_from_settings"]

@@ -88,11 +88,6 @@ class Dynamo:
     def __init__(self, client: DynamoDBClient) -> None:
         self._client = client
 
-    @property
-    def client(self) -> DynamoDBClient:
-        """The client itself (for instrumentation: benchmarks and request-count tests hook its events)."""
-        return self._client
-
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response: dict[str, Any] = getattr(self._client, operation)(**kwargs)

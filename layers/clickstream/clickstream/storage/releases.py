@@ -6,11 +6,25 @@ DynamoDB calls: GetItem, PutItem, UpdateItem on BatchesTable.
 from __future__ import annotations
 
 from clickstream.records import Pointer, ReleaseRecord
-from clickstream.storage.plumbing import Dynamo, n, optional_n, s
+from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, s
+
+RELEASE_PREFIX = "release#"
 
 
 def release_key(release_id: str) -> str:
-    return f"release#{release_id}"
+    return f"{RELEASE_PREFIX}{release_id}"
+
+
+def release_record(item: Item) -> ReleaseRecord:
+    return ReleaseRecord(
+        release_id=item["release_id"]["S"],
+        batch_id=item["batch_id"]["S"],
+        released_at=int(item["released_at"]["N"]),
+        last_number=int(item["last_number"]["N"]),
+        shards=optional_n(item, "shards") or 1,
+        session_count=optional_n(item, "session_count"),
+        opened_at=optional_n(item, "opened_at"),
+    )
 
 
 class Releases:
@@ -38,17 +52,7 @@ class Releases:
 
     def get_release(self, release_id: str) -> ReleaseRecord | None:
         item = self._dynamo.get(self._table, {"pk": s(release_key(release_id))})
-        if item is None:
-            return None
-        return ReleaseRecord(
-            release_id=release_id,
-            batch_id=item["batch_id"]["S"],
-            released_at=int(item["released_at"]["N"]),
-            last_number=int(item["last_number"]["N"]),
-            shards=optional_n(item, "shards") or 1,
-            session_count=optional_n(item, "session_count"),
-            opened_at=optional_n(item, "opened_at"),
-        )
+        return None if item is None else release_record(item)
 
     def record_session_count(self, release: ReleaseRecord, session_count: int) -> None:
         """Mark the release settled; repeatable. Its stream record announces the release (BatchReleased)."""

@@ -9,19 +9,10 @@ DynamoDB calls: GetItem, PutItem, UpdateItem, Query on SessionsTable.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from clickstream.records import Place, Slot, StoredSession, partition_of
+from clickstream.records import Place, ShardPage, Slot, StoredSession, partition_of
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_s, s
-
-
-@dataclass(frozen=True)
-class ShardPage:
-    """Sessions of one shard read by one Query (tombstones left out), and where the next Query starts."""
-
-    sessions: list[StoredSession]
-    next_start: Item | None
 
 
 def _key(place: Place) -> Item:

@@ -11,14 +11,13 @@ DynamoDB calls: GetItem, UpdateItem on ImprovementTasksTable; Query on its index
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import zlib
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from clickstream.records import StoredTask
+from clickstream.records import StoredTask, task_cursor
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
 
 TASKS_BY_STATUS_INDEX = "tasks_by_status"
@@ -30,11 +29,11 @@ def queue_bucket(status: str, session_id: str) -> str:
 
 
 def queue_order(requested_at: int, session_id: str) -> str:
-    """The position of a task among those of its status (the polling cursor): oldest first."""
-    return f"{requested_at:013d}#{hashlib.sha256(session_id.encode('utf-8')).hexdigest()[:32]}"
+    """The position of a task among those of its status: the polling cursor (records.task_cursor)."""
+    return task_cursor(requested_at, session_id)
 
 
-def _task(item: Item) -> StoredTask:
+def stored_task(item: Item) -> StoredTask:
     return StoredTask(
         session_id=item["session_id"]["S"],
         batch_id=item["batch_id"]["S"],
@@ -105,11 +104,11 @@ class Tasks:
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
-        return None if response is None else _task(response["Attributes"])
+        return None if response is None else stored_task(response["Attributes"])
 
     def get(self, session_id: str) -> StoredTask | None:
         item = self._dynamo.get(self._table, {"session_id": s(session_id)})
-        return None if item is None else _task(item)
+        return None if item is None else stored_task(item)
 
     def oldest(self, status: str, limit: int, after: str | None) -> tuple[list[StoredTask], bool]:
         """Tasks of `status`, oldest first, after the cursor `after` (a queue_order); and whether more follow."""
@@ -117,7 +116,7 @@ class Tasks:
         buckets = [self._bucket(f"{status}#{bucket}", after, page) for bucket in range(TASK_BUCKETS)]
         merged = heapq.merge(*buckets, key=lambda item: item["queue_order"]["S"])
         items = list(islice(merged, limit + 1))
-        return [_task(item) for item in items[:limit]], len(items) > limit
+        return [stored_task(item) for item in items[:limit]], len(items) > limit
 
     def _bucket(self, bucket: str, after: str | None, page: int) -> Iterator[Item]:
         request: dict[str, Any] = {

@@ -18,6 +18,7 @@ import gzip
 import json
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from clickstream.domain.datasets.layout import (
     NumberRange,
     manifest_key,
     number_ranges,
+    range_list,
     range_list_key,
     range_summary_key,
     work_folder,
@@ -35,12 +37,24 @@ from clickstream.domain.datasets.layout import (
 from clickstream.domain.datasets.metrics import median_of_sorted, merge, report, top_queries
 from clickstream.domain.datasets.parts import ExportJob, RangeWriter
 from clickstream.domain.datasets.retention import Retention, expiry_of
+from clickstream.domain.ports import Lake
 from clickstream.errors import ExportNotReady, ExportRangeMissing, ExportSessionsMismatch
 from clickstream.records import BatchRecord, Dataset
-from clickstream.storage.lake import Lake
 
 STALE_EXPORT_MS = 24 * 3_600_000  # an export holding a batch this long is taken to have died
 MAX_RECORDED_METRICS_BYTES = 64_000  # the report on the batch record and in the event (the manifest has it all)
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What the plan step decided: the job and how many ranges (their list is in the lake at `ranges_key`),
+    or why there is nothing to do (`skip_reason`: exported already, or another export holds the batch)."""
+
+    batch_id: str
+    job: ExportJob | None = None
+    ranges: int = 0
+    ranges_key: str | None = None
+    skip_reason: str | None = None
 
 
 class Exporter:
@@ -49,7 +63,7 @@ class Exporter:
         self._storage = context.storage
         self._lake = lake
 
-    def plan(self, release_id: str, export_id: str) -> dict[str, Any]:
+    def plan(self, release_id: str, export_id: str) -> ExportPlan:
         """Take the released batch for this export and cut it into ranges; `skip` when there is nothing to
         do (exported already, or another export holds it)."""
         release = self._storage.releases.get_release(release_id)
@@ -57,7 +71,7 @@ class Exporter:
         if release is None or record is None or release.session_count is None:
             raise ExportNotReady(f"release {release_id} is not settled yet")
         if record.dataset.status == "exported":
-            return {"skip": True, "reason": "exported", "batch_id": record.batch_id}
+            return ExportPlan(record.batch_id, skip_reason="exported")
         now = self._context.clock()
         again = record.dataset.export_id == export_id  # a redrive keeps its cut-off
         claim = Dataset(
@@ -68,12 +82,12 @@ class Exporter:
         )
         claimed = self._storage.batches.claim_export(record.batch_id, claim, now - STALE_EXPORT_MS)
         if claimed is None:
-            return {"skip": True, "reason": "another export holds it", "batch_id": record.batch_id}
+            return ExportPlan(record.batch_id, skip_reason="another export holds it")
         ranges = number_ranges(release.last_number, self._context.settings.export_range_sessions)
         ranges_key = f"{work_folder(record.batch_id)}/ranges.json"
-        self._lake.put_bytes(ranges_key, json.dumps([vars(number_range) for number_range in ranges]).encode())
+        self._lake.put_bytes(ranges_key, range_list(ranges))
         job = ExportJob(record.batch_id, release_id, export_id, release.shards, claimed.dataset.events_until or now)
-        return {"skip": False, "job": vars(job), "ranges": len(ranges), "ranges_key": ranges_key}
+        return ExportPlan(record.batch_id, job, len(ranges), ranges_key)
 
     def write_range(self, job: ExportJob, number_range: NumberRange) -> dict[str, Any]:
         summary = RangeWriter(self._context, self._lake, job, number_range).write()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 MAX_PART_BYTES = 256 * 1024 * 1024  # uncompressed JSON Lines in one part
@@ -52,3 +53,10 @@ def number_ranges(last_number: int, size: int) -> list[NumberRange]:
         NumberRange(index, first, min(first + size - 1, last_number))
         for index, first in enumerate(range(1, last_number + 1, size))
     ]
+
+
+def range_list(ranges: list[NumberRange]) -> bytes:
+    """The plan's list of ranges as the lake keeps it: the export machine's Distributed Map reads its items
+    (`{"index", "first", "last"}`) and hands each to a range step (functions/export/app.py reads them)."""
+    items = [{"index": item.index, "first": item.first, "last": item.last} for item in ranges]
+    return json.dumps(items).encode()

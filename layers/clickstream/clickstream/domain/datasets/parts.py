@@ -31,9 +31,9 @@ from clickstream.domain.datasets.layout import (
     range_summary_key,
 )
 from clickstream.domain.datasets.metrics import PartAggregate
+from clickstream.domain.ports import Lake
 from clickstream.domain.shards import sessions_after
 from clickstream.records import StoredEvent, StoredSession
-from clickstream.storage.lake import Lake
 from clickstream.views import render_session
 
 _READ_AHEAD = 256  # sessions a shard read asks for at a time

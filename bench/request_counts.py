@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import boto3
+
 from local.apigateway import HttpResult
 from local.seed import sample_session_body
 
@@ -45,6 +47,37 @@ class Request:
     def takes_numbers(self) -> bool:
         """An ADD on the collecting pointer: a block of session numbers."""
         return self.operation == "UpdateItem" and self.update.startswith("ADD")
+
+
+@contextmanager
+def on_new_dynamodb_clients(attach: Callable[[Any], None]) -> Iterator[None]:
+    """Hand every DynamoDB client boto3 creates inside the block to `attach` as it is created: how a test or
+    a benchmark instruments the client a service builds for itself (after `runtime.reset()`)."""
+    original = boto3.session.Session.client
+
+    def client(session: boto3.session.Session, *args: Any, **kwargs: Any) -> Any:
+        created = original(session, *args, **kwargs)
+        if (args[0] if args else kwargs.get("service_name")) == "dynamodb":
+            attach(created)
+        return created
+
+    boto3.session.Session.client = client  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        boto3.session.Session.client = original  # type: ignore[method-assign]
+
+
+def service_dynamodb_client() -> DynamoDBClient:
+    """The DynamoDB client of the container's service, built now (on the settings of the environment)."""
+    from clickstream import runtime
+
+    created: list[DynamoDBClient] = []
+    with on_new_dynamodb_clients(created.append):
+        runtime.reset()
+        runtime.get_service()
+    [client] = created
+    return client
 
 
 class RequestCounter:
