@@ -22,13 +22,22 @@ ifeq ($(PY313_DIR),)
 PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
 endif
 
-.PHONY: install run invoke smoke upgrade-tasks test lint typecheck validate validate-asl scan tests unit integration system client-tests openapi build bench clean
+.PHONY: install install-run run invoke smoke upgrade-tasks test lint typecheck validate validate-asl scan tests unit integration system client-tests openapi build bench clean
 
 install: $(BIN)/.installed
 
-$(BIN)/.installed: requirements-dev.txt layers/clickstream/requirements.txt layers/clickstream/pyproject.toml
+# `make run` and `make invoke` install only what serving needs (requirements-run.txt); everything else
+# (tests, linters, stubs, the layer as an editable package) comes with `make install`, which `make test`
+# and the other targets use.
+install-run: $(BIN)/.installed-run
+
+$(BIN)/.installed-run: requirements-run.txt layers/clickstream/requirements.txt client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-run.txt
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-run requirements-dev.txt layers/clickstream/pyproject.toml
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -48,15 +57,15 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 	touch $@
 
-run: install
+run: install-run
 	PORT=$(PORT) $(BIN)/python -m local.server
 
 # One function's handler on one event, as `sam local invoke` runs it, without Docker: the template's
-# environment, against `make run`'s DynamoDB (or, when none is running, a fresh embedded one).
+# environment, against the AWS of `make run` on the same PORT (or, when none is running, a fresh embedded one).
 #   make invoke FUNCTION=CollectionFunction EVENT=events/register_session.json
-invoke: install
+invoke: install-run
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=events/<file>.json"; exit 2; }
-	$(BIN)/python -m local.invoke $(FUNCTION) $(EVENT)
+	PORT=$(PORT) $(BIN)/python -m local.invoke $(FUNCTION) $(EVENT)
 
 # Opt-in: the client, signed, through every route of a deployed stack (credentials from the usual places).
 #   make smoke STACK=clickstream-dev [REGION=eu-west-1] [SMOKE_RELEASE=1: also release its collecting batch]

@@ -1,44 +1,40 @@
 """`make invoke FUNCTION=<logical id> EVENT=events/<file>.json`: one function's real handler on one event, as
-`sam local invoke` runs it but without Docker (contract 10): the template's environment, the local AWS of
-`make run` (moto on AWS_PORT, default 4566) or, when none is running, a fresh embedded one with empty
-tables. Prints what the handler returned (or the error, as Lambda reports it) and exits 0 (1 on an error).
+`sam local invoke` runs it but without Docker (contract 10): the template's environment, the AWS of this
+checkout's `make run` on the same PORT (as its .run/make-run-<PORT>.json names it) or, when none is running,
+a fresh embedded one with empty tables; never whatever else answers on a port. Says which AWS it used (on
+stderr), prints what the handler returned (or the error, as Lambda reports it) and exits 0 (1 on an error).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import boto3
-import requests
 
-from local.dynamodb import DEFAULT_AWS_PORT, EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
+from local.dynamodb import DEFAULT_API_PORT, EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import apply_lambda_environment
 from local.queues import ensure_queues
-from local.template import load_template, resources_of_type
+from local.run_record import RunRecord, read_record, record_path, stale_reason
+from local.template import ROOT, load_template, resources_of_type
 
 USAGE = "usage: python -m local.invoke <function logical id> <event file>"
 
 
-def _running(port: int) -> bool:
-    """Whether `make run`'s embedded AWS (moto) answers on the port; something else there does not count."""
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        if probe.connect_ex(("127.0.0.1", port)) != 0:
-            return False
-    try:
-        answer = requests.get(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=2)
-    except requests.RequestException:
-        return False
-    if answer.status_code != HTTPStatus.OK:
-        print(f"port {port} answers, but not as make run's embedded AWS: not used", file=sys.stderr)
-        return False
-    return True
+def _running_server(api_port: int) -> RunRecord | None:
+    """This checkout's `make run` on `api_port`, if its record names one that is still up; says why not."""
+    path = record_path(api_port).relative_to(ROOT)
+    record = read_record(api_port)
+    if record is None:
+        print(f"no make run on PORT={api_port} in this checkout (no {path})", file=sys.stderr)
+        return None
+    if (reason := stale_reason(record)) is not None:
+        print(f"{path} is stale ({reason}): not used", file=sys.stderr)
+        return None
+    return record
 
 
 def _arguments(argv: list[str]) -> tuple[str, dict[str, Any]]:
@@ -60,17 +56,20 @@ def _arguments(argv: list[str]) -> tuple[str, dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     function_id, event = _arguments(argv)
-    port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT))
+    api_port = int(os.environ.get("PORT", DEFAULT_API_PORT))
     embedded = None
-    if _running(port):
-        endpoint = f"http://127.0.0.1:{port}"
-        print(f"using the local AWS of make run at {endpoint}", file=sys.stderr)
+    server = _running_server(api_port)
+    if server is not None:
+        endpoint, dynamodb = server.aws_endpoint, server.dynamodb_endpoint
+        print(f"using the AWS of make run at {server.api_url} (pid {server.pid}): {endpoint}", file=sys.stderr)
     else:
         embedded = EmbeddedAws(0).start()
-        endpoint = embedded.endpoint
-        print(f"no make run on port {port}: a fresh embedded DynamoDB with empty tables", file=sys.stderr)
+        endpoint = dynamodb = embedded.endpoint
+        print(f"using a fresh embedded AWS with empty tables: {endpoint}", file=sys.stderr)
+    dynamodb = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or dynamodb
+    if dynamodb != endpoint:
+        print(f"and DynamoDB at {dynamodb}", file=sys.stderr)
     try:
-        dynamodb = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or endpoint  # make run may name another one
         apply_lambda_environment(dynamodb, endpoint)
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         ensure_tables(dynamodb_client(dynamodb), local_table_names())

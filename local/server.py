@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import socket
 import sys
 import traceback
 from collections.abc import Iterable
@@ -23,18 +25,22 @@ from werkzeug.wrappers import Request, Response
 
 from local.apigateway import http_api_event
 from local.automation import LocalAutomation
+from local.docs_page import DOCS_PATH, swagger_page
 from local.dynamodb import (
-    DEFAULT_AWS_PORT,
+    DEFAULT_API_PORT,
     LOCAL_REGION,
     EmbeddedAws,
+    aws_port_for,
     dynamodb_client,
     ensure_tables,
+    listening_socket,
     local_table_names,
 )
 from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
 from local.queues import ensure_queues
-from local.sigv4 import is_signed_by
+from local.run_record import RunRecord, remove_record, write_record
+from local.sigv4 import signature_problem
 
 # API Gateway HTTP APIs accept payloads up to 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -52,6 +58,7 @@ class LocalApi:
     ) -> None:
         self.functions = functions
         self._openapi = openapi_document
+        self._docs_page: str | None = None  # rendered on first request: 1.5 MB of Swagger UI
         self._credentials = credentials  # None: no signature check (LOCAL_AUTH unset)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -64,9 +71,23 @@ class LocalApi:
             response = _json(413, {"message": "Request Entity Too Large"})
         return response(environ, start_response)
 
-    def _respond(self, request: Request) -> Response:
-        if request.method == "GET" and request.path == "/openapi.json" and self._openapi is not None:
+    def _documentation(self, request: Request) -> Response | None:
+        """The OpenAPI document (/openapi.json) and its page (/docs; / leads there), unsigned like the page."""
+        if request.method != "GET" or self._openapi is None:
+            return None
+        if request.path == "/openapi.json" or (request.path == DOCS_PATH and request.args.get("format") == "json"):
             return _json(200, self._openapi)
+        if request.path == DOCS_PATH:
+            if self._docs_page is None:
+                self._docs_page = swagger_page(self._openapi)
+            return Response(self._docs_page, status=200, content_type="text/html; charset=utf-8")
+        if request.path == "/":
+            return Response(status=302, headers={"Location": DOCS_PATH})
+        return None
+
+    def _respond(self, request: Request) -> Response:
+        if (documentation := self._documentation(request)) is not None:
+            return documentation
         route_key = f"{request.method} {request.path}"
         function_id = self.functions.routes.get(route_key)
         if function_id is None:
@@ -77,7 +98,8 @@ class LocalApi:
         for name, value in request.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
-        if self._credentials is not None and not self._credentials.signed(request, headers, body):
+        if self._credentials is not None and (problem := self._credentials.problem(request, headers, body)):
+            log.warning("403 for %s: %s", route_key, problem)
             return _json(403, {"message": "Forbidden"})  # what API Gateway's AWS_IAM authoriser answers
         event = http_api_event(
             method=request.method,
@@ -117,9 +139,10 @@ class LocalCredentials:
             os.environ.get("LOCAL_IAM_SECRET_ACCESS_KEY", "local"),
         )
 
-    def signed(self, request: Request, headers: dict[str, str], body: bytes) -> bool:
+    def problem(self, request: Request, headers: dict[str, str], body: bytes) -> str | None:
+        """Why the request is not signed by this key (unsigned, unknown key, bad signature, stale date), or None."""
         raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
-        return is_signed_by(
+        return signature_problem(
             method=request.method,
             path=raw_uri.split("?", 1)[0],
             query_string=request.query_string.decode("latin-1"),
@@ -166,14 +189,10 @@ def _http_response(result: dict[str, Any]) -> Response:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    port = int(os.environ.get("PORT", "3000"))
     host = os.environ.get("HOST", "127.0.0.1")
-    # EventBridge and SQS, and DynamoDB unless another endpoint is named; `make invoke` finds it on its port.
-    # AWS_HOST=0.0.0.0 lets `sam local` containers reach it (Linux: --add-host host.docker.internal:host-gateway).
-    aws_port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT))
-    aws = EmbeddedAws(aws_port, os.environ.get("AWS_HOST", "127.0.0.1")).start()
-    if aws_port and not aws.endpoint.endswith(f":{aws_port}"):
-        print(f"Port {aws_port} is taken: the embedded AWS is at {aws.endpoint} (make invoke: AWS_PORT=...)")
+    api_socket = _api_socket(host, int(os.environ.get("PORT", DEFAULT_API_PORT)))
+    port = api_socket.getsockname()[1]
+    aws = _embedded_aws(port)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws.endpoint
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)
@@ -189,13 +208,15 @@ def main() -> None:
     credentials = LocalCredentials.from_environment()
     api = LocalApi(LocalFunctions(), openapi_document=generate(), credentials=credentials)
     base_url = f"http://{host}:{port}"
-    server = make_server(host, port, api, threaded=True)
+    with api_socket:
+        server = make_server(host, port, api, threaded=True, fd=api_socket.fileno())
     where = f"embedded moto ({endpoint})" if embedded_dynamodb else f"DynamoDB at {endpoint}"
-    print(f"Clickstream API on {base_url}, backed by {where}", flush=True)
+    print(f"Clickstream API on {base_url}, backed by {where}; the API's page: {base_url}{DOCS_PATH}", flush=True)
+    print(f"Embedded AWS (moto: SQS, EventBridge{', DynamoDB' * embedded_dynamodb}) on {aws.endpoint}", flush=True)
     if credentials is not None:
         print(
             f"Requests must be SigV4-signed (LOCAL_AUTH=iam): access key {credentials.access_key!r}, "
-            f"region {credentials.region}, service execute-api; others get 403.",
+            f"region {credentials.region}, service execute-api; others get 403 (the reason is logged).",
             flush=True,
         )
     automation = _start_automation(aws.endpoint, api.functions, tables) if embedded_dynamodb else None
@@ -209,17 +230,40 @@ def main() -> None:
         from local.seed import print_walkthrough, seed_demo
 
         print_walkthrough(base_url, seed_demo(api.functions))
+    record = RunRecord(base_url, aws.endpoint, endpoint, os.getpid())
+    print(f"make invoke PORT={port} uses this server's AWS ({write_record(port, record).name}).", flush=True)
     print("Ctrl-C to stop.", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped by a signal: clean up as on Ctrl-C
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        remove_record(port, os.getpid())
         server.server_close()
         if automation is not None:
             automation.stop()
         aws.stop()
         sys.stdout.flush()
+
+
+def _api_socket(host: str, port: int) -> socket.socket:
+    try:
+        return listening_socket(host, port)
+    except OSError as error:
+        raise SystemExit(f"PORT={port} is taken ({error.strerror}): start this server on another, PORT=...") from None
+
+
+def _embedded_aws(api_port: int) -> EmbeddedAws:
+    """moto on AWS_PORT when set (0: any free port), else on the port that goes with PORT or, taken, a free one."""
+    host = os.environ.get("AWS_HOST", "127.0.0.1")
+    if os.environ.get("AWS_PORT"):
+        port = int(os.environ["AWS_PORT"])
+        try:
+            return EmbeddedAws(port, host, fall_back_to_free_port=False).start()
+        except OSError as error:
+            raise SystemExit(f"AWS_PORT={port} is taken ({error.strerror}): choose another or unset it") from None
+    return EmbeddedAws(aws_port_for(api_port), host).start()
 
 
 def _start_automation(aws_endpoint: str, functions: LocalFunctions, tables: dict[str, str]) -> LocalAutomation:

@@ -257,7 +257,7 @@ def test_a_validation_error_lists_the_fields(url: str, api: FakeApi, capsys: pyt
     assert err == "error: 422 Invalid request\n  batch_id: String should have at least 1 character\n"
 
 
-def test_an_unreachable_api_is_one_readable_line(
+def test_an_unreachable_api_says_it_is_retrying_then_fails_in_one_readable_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
 ) -> None:
     monkeypatch.setattr(cli, "Client", functools.partial(Client, sleep=sleeps.append))
@@ -265,8 +265,13 @@ def test_an_unreachable_api_is_one_readable_line(
     status, _, err = run(capsys, "--url", "http://127.0.0.1:9", "batch", "b-1")
 
     assert status == 1
-    assert err.startswith("error: cannot reach http://127.0.0.1:9: ")
-    assert err.count("\n") == 1
+    *retrying, error = err.splitlines()
+    assert len(retrying) == 5  # one line per retry of the default 5, before each wait
+    for attempt, line in enumerate(retrying, start=2):
+        assert line.startswith("retrying http://127.0.0.1:9: ")
+        assert "refused" in line
+        assert f"attempt {attempt} of 6 " in line
+    assert error.startswith("error: cannot reach http://127.0.0.1:9: ")
 
 
 def test_the_url_may_come_from_the_environment(

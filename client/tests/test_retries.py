@@ -125,6 +125,16 @@ def test_connection_failures_are_retried_then_reported_readably(sleeps: list[flo
     assert time.monotonic() - started < 5
 
 
+def test_each_retry_is_told_why_and_when_before_it_is_made(url: str, api: FakeApi, sleeps: list[float]) -> None:
+    api.add_batch(1)
+    api.script("/batch", 503, times=2, retry_after="3", body={"message": "Service unavailable, retry later"})
+    told: list[str] = []
+    client = Client(url, max_retries=4, sleep=sleeps.append, on_retry=told.append)
+
+    assert client.get_batch("b-0001")["batch_id"] == "b-0001"
+    assert told == ["answered 503: attempt 2 of 5 in 3.0 s", "answered 503: attempt 3 of 5 in 3.0 s"]
+
+
 def test_a_response_that_never_comes_is_retried_then_reported(sleeps: list[float]) -> None:
     # Every route may be repeated, so a POST that timed out is sent again too.
     connections: list[socket.socket] = []

@@ -241,3 +241,33 @@ def test_handlers_publish_the_service_metrics(invoke_http: Invoke, capsys: pytes
     assert published()["SessionsSkipped"] == 1
     invoke_http("BatchReleaseFunction", with_body("batch_release", {"release_id": unique("release")}))
     assert published()["BatchesReleased"] == 1
+
+
+def test_a_session_comes_back_as_sent_with_embeddingstudios_defaults_filled_in(invoke_http: Invoke) -> None:
+    sent = new_session_body(
+        search_query={"text": "shoes", "weights": [1, 1.0, 0.5]},
+        search_results=[
+            {"object_id": "a", "rank": 1},
+            {"object_id": "b", "rank": 1.5, "meta": {"price": 10, "ratio": 1.0}},
+            {"object_id": "c", "rank": 2.0},
+            {"object_id": "d"},
+        ],
+        search_meta={"latency_ms": 38, "": {"deep": [[]]}},
+        sort_by={"field": "price"},
+    )
+    registered = register(invoke_http, **sent)
+    fetched = invoke_http("CollectionFunction", with_query("get_session", session_id=registered["session_id"]))
+    session = fetched.body  # parsed by json, which keeps 1 an int and 1.0 a float
+    results = session["search_results"]
+    assert [(result["rank"], type(result["rank"])) for result in results] == [
+        (1, int),
+        (1.5, float),
+        (2.0, float),
+        (None, type(None)),
+    ]
+    assert [result["meta"] for result in results] == [None, {"price": 10, "ratio": 1.0}, None, None]
+    assert type(results[1]["meta"]["ratio"]) is float
+    assert session["search_query"] == sent["search_query"]
+    assert [type(weight) for weight in session["search_query"]["weights"]] == [int, float, float]
+    assert session["search_meta"] == sent["search_meta"]
+    assert session["sort_by"] == {"field": "price", "order": "asc", "force_not_payload": False}

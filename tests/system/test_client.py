@@ -194,3 +194,32 @@ def test_the_smoke_test_passes_against_the_signed_local_server(
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "1 passed" in ran.stdout
+
+
+def test_the_readmes_client_walkthrough_works_as_written(tmp_path: Path) -> None:
+    """The README's lines, run by bash against a fresh `LOCAL_AUTH=iam make run` with its demo clickstream."""
+    section = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8").split("<!-- client-walkthrough -->")
+    block = section[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    log = tmp_path / "server.log"
+    with local_server(log, LOCAL_AUTH="iam", SEED="1") as url:
+        script = (
+            "\n".join(line for line in block.splitlines() if "make run" not in line)  # the server is running
+            .replace("http://127.0.0.1:3000", url)
+            .replace(".venv/bin/clickstream", str(Path(sys.executable).with_name("clickstream")))
+        )
+        environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+        ran = subprocess.run(  # noqa: S603 - the README's own lines
+            ["bash", "-e", "-o", "pipefail", "-c", script],  # noqa: S607 - bash from PATH
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "scheduled 2, skipped 1 (payload_search 1), not found 0, failed 0" in ran.stderr
+    exported = [json.loads(line) for line in (tmp_path / "batch.jsonl").read_text().splitlines()]
+    exported_ids = {session["session_id"] for session in exported}
+    assert {"demo-session-1", "demo-session-2", "demo-payload-search"} <= exported_ids
+    assert ran.stdout.splitlines()[-1] == "403"  # the unsigned curl

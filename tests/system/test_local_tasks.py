@@ -3,16 +3,21 @@ loop, run as written against it (one round instead of forever), completes them t
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
 
 from tests.support import new_session_body
 from tests.support.processes import local_server
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
 
 TIMEOUT = 30
 README = Path(__file__).parents[2] / "README.md"
@@ -26,18 +31,22 @@ def worker_loop() -> str:
     return match.group(1)
 
 
+def queue_client(queue_url: str) -> SQSClient:
+    return boto3.client(
+        "sqs",
+        endpoint_url=queue_url.split("/123456789012/", maxsplit=1)[0],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the embedded moto takes any
+    )
+
+
 def test_the_readme_worker_loop_completes_the_tasks_make_run_delivers(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     with local_server(log) as url, requests.Session() as http:
         [queue_url] = re.findall(r"^Improvement tasks queue: (\S+)$", log.read_text(), re.MULTILINE)
         # As TaskVisibilityTimeoutSeconds=1 would: a task kept by the worker comes back within the test.
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=queue_url.split("/123456789012/")[0],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the embedded moto takes any
-        )
+        sqs = queue_client(queue_url)
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "1"})
         for n in range(3):
             assert http.post(f"{url}/session", json=new_session_body(f"work-{n}"), timeout=TIMEOUT).ok
@@ -83,3 +92,32 @@ def test_the_readme_worker_loop_completes_the_tasks_make_run_delivers(tmp_path: 
         ]
         assert attempts == {"work-0": 1, "work-1": 2, "work-2": 1}  # the transient failure was received again
         assert http.get(f"{url}/improvement/tasks", timeout=TIMEOUT).json() == {"tasks": [], "next": None}
+
+
+def test_a_worker_long_polling_the_queue_holds_up_no_call_and_receives_a_task_scheduled_meanwhile(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "server.log"
+    with local_server(log) as url, requests.Session() as http:
+        [queue_url] = re.findall(r"^Improvement tasks queue: (\S+)$", log.read_text(), re.MULTILINE)
+        sqs = queue_client(queue_url)
+        assert http.post(f"{url}/session", json=new_session_body("polled"), timeout=TIMEOUT).ok
+        clicks = {"session_id": "polled", "events": [{"event_id": "c1", "object_id": "shoe-17"}]}
+        assert http.post(f"{url}/session/events", json=clicks, timeout=TIMEOUT).ok
+        received: list[str] = []
+
+        def long_poll() -> None:  # as the README's worker loop waits on an empty queue
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=10)
+            received.extend(message["Body"] for message in answer.get("Messages", []))
+
+        worker = threading.Thread(target=long_poll)
+        worker.start()
+        time.sleep(0.5)  # the poll is waiting on the empty queue now
+        scheduled = http.post(f"{url}/session/use-for-improvement", json={"session_id": "polled"}, timeout=TIMEOUT)
+        # Answered while the poll still waits (serving it under one lock held every call for the whole poll).
+        assert worker.is_alive()
+        assert scheduled.json()["status"] == "scheduled"
+        assert http.get(f"{url}/batches", timeout=TIMEOUT).ok
+        assert worker.is_alive()
+        worker.join(timeout=TIMEOUT)
+        assert [json.loads(body)["session_id"] for body in received] == ["polled"]  # that very poll

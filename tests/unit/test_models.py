@@ -46,6 +46,9 @@ def test_unknown_fields_are_ignored_for_client_compatibility() -> None:
         ({"user_id": ""}, "user_id"),
         ({"search_results": [{"object_id": "o"}] * 1001}, "search_results"),
         ({"search_results": [{"object_id": "o", "rank": "1"}]}, "search_results.0.rank"),
+        ({"search_results": [{"object_id": "o", "rank": True}]}, "search_results.0.rank"),
+        ({"search_results": [{"object_id": "o", "rank": 2**53 + 1}]}, "search_results.0.rank"),
+        ({"search_results": [{"object_id": "o", "rank": float("inf")}]}, "search_results.0.rank"),
         ({"sort_by": {"order": "asc"}}, "sort_by.field"),
     ],
 )
@@ -53,6 +56,13 @@ def test_session_fields_are_strict(override: dict[str, Any], field: str) -> None
     with pytest.raises(ValidationError) as raised:
         NewSession.model_validate(new_session_body(**{"session_id": "s", **override}))
     assert field in error_fields(raised.value)
+
+
+@pytest.mark.parametrize("rank", [1, 0, -3, 2**53, 1.0, 2.5, -0.5, 1e300, None])
+def test_a_rank_keeps_its_json_type(rank: int | float | None) -> None:
+    results = [{"object_id": "o", "rank": rank}]
+    dumped = NewSession.model_validate(new_session_body(search_results=results)).search_results[0].model_dump()
+    assert encode_json(dumped["rank"]) == encode_json(rank)  # 1 stays 1, 1.0 stays 1.0
 
 
 def test_identifiers_accept_printable_unicode_up_to_256_characters() -> None:

@@ -180,7 +180,9 @@ def test_a_query_is_grouped_by_its_exact_text_keys_as_sent() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(st.integers(-1000, 10**9), max_size=30), min_size=1, max_size=5))
-def test_the_merged_median_is_statistics_median(parts: list[list[int]]) -> None:
+def test_the_merged_median_is_statistics_median_always_as_a_float(parts: list[list[int]]) -> None:
     values = [value for part in parts for value in part]
     expected = statistics.median(values) if values else None
-    assert median_of_sorted((iter(sorted(part)) for part in parts), len(values)) == expected
+    median = median_of_sorted((iter(sorted(part)) for part in parts), len(values))
+    assert median == expected
+    assert type(median) is (float if values else type(None))  # 100.0 for an odd count too, never 100

@@ -65,6 +65,15 @@ exit status: 0 on success, 1 when the API answered an error or could not be reac
 Run `clickstream COMMAND --help` for a command's options."""
 
 
+def _say_retrying(url: str) -> Callable[[str], None]:
+    """A line on stderr per retry, so a refused connection is not 16 s of silence."""
+
+    def say(why: str) -> None:
+        print(f"retrying {url}: {why}", file=sys.stderr, flush=True)
+
+    return say
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -79,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         url = explicit_url or stack_api_url(args.stack, region=args.region, profile=args.profile)
         iam = args.iam or bool(args.stack)
-        with Client(url, iam=iam, region=args.region, profile=args.profile) as client:
+        with Client(url, iam=iam, region=args.region, profile=args.profile, on_retry=_say_retrying(url)) as client:
             run: Command = args.run
             status = run(client, args)
         sys.stdout.flush()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -15,11 +14,10 @@ from requests.adapters import HTTPAdapter
 
 from .auth import IamAuth, botocore_session, load_credentials, resolve_region
 from .errors import ClickstreamError, ConnectionFailed, error_for_response
-from .retries import RetryPolicy
+from .retries import CONNECTION_REPR, RetryPolicy
 
 JSONObject = dict[str, Any]
 
-_CONNECTION_REPR = re.compile(r"^HTTPS?Connection(?:Pool)?\(.*?\): ")
 
 # Connections kept open per host: enough for the CLI's concurrent scheduling without churn.
 CONNECTION_POOL_SIZE = 32
@@ -33,7 +31,8 @@ class Client:
     ``execute-api``) using the standard AWS credential chain of ``profile``; the region is ``region``,
     else the one in an execute-api URL, else the profile's. 429, 503 and connection failures are retried
     up to ``max_retries`` times, honouring ``Retry-After``; ``timeout`` (seconds) bounds each attempt.
-    ``sleep`` is how the client waits between retries (replaceable, e.g. in tests).
+    ``sleep`` is how the client waits between retries (replaceable, e.g. in tests); ``on_retry``, if given,
+    is told of each retry before it is made (a line such as "Connection refused: attempt 3 of 6 in 1.0 s").
 
     Every method returns the API's parsed JSON, or raises a :class:`ClickstreamError` subclass.
     The client can be shared by threads; close it (or use it as a context manager) when done.
@@ -49,6 +48,7 @@ class Client:
         timeout: float = 30,
         max_retries: int = 5,
         sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, not {base_url!r}")
@@ -65,7 +65,8 @@ class Client:
             self._auth = IamAuth(load_credentials(session), self.region)
         self._http = requests.Session()
         adapter = HTTPAdapter(
-            max_retries=RetryPolicy.for_api(max_retries, sleep=sleep), pool_maxsize=CONNECTION_POOL_SIZE
+            max_retries=RetryPolicy.for_api(max_retries, sleep=sleep, on_retry=on_retry),
+            pool_maxsize=CONNECTION_POOL_SIZE,
         )
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
@@ -225,5 +226,4 @@ def _reason(error: requests.RequestException) -> str:
         if not isinstance(inner, BaseException):
             break
         cause = inner
-    # urllib3 starts with the connection's repr: "HTTPConnectionPool(host=..., port=...): Read timed out."
-    return _CONNECTION_REPR.sub("", str(cause))
+    return CONNECTION_REPR.sub("", str(cause))

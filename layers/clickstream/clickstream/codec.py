@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 # Deeper documents are refused. A fixed bound, far below the interpreter's recursion limit, so a document
@@ -64,6 +65,22 @@ def parse_body(text: str | bytes) -> Any:
     if isinstance(document, dict | list) and _nested_deeper_than(document, MAX_JSON_DEPTH):
         raise MalformedJson(f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     return document
+
+
+# Integers a double holds exactly: every reader of a dataset (Athena's double column, DuckDB) gets the same value.
+MAX_EXACT_INTEGER = 2**53
+
+
+def exact_json_number(value: Any) -> int | float:
+    """A JSON number as sent (an int stays an int); ValueError for anything else, a non-finite float or an
+    integer beyond 2^53."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (within the range of a double)")
+    if isinstance(value, int) and abs(value) > MAX_EXACT_INTEGER:
+        raise ValueError(f"an integer must lie within -2^53..2^53 ({MAX_EXACT_INTEGER})")
+    return value
 
 
 def encode_json(value: Any) -> str:

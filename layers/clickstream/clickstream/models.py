@@ -16,8 +16,11 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
+
+from clickstream.codec import exact_json_number
 
 # Control characters (C0, DEL, C1) are refused in every identifier.
 PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
@@ -69,9 +72,13 @@ class SortBy(_Input):
     force_not_payload: bool = False
 
 
+# A rank keeps its JSON type (1 stays 1, 1.5 stays 1.5); one schema, a number, in requests and responses.
+Rank = Annotated[int | float, PlainValidator(exact_json_number), WithJsonSchema({"type": "number"})]
+
+
 class SearchResult(_Input):
     object_id: Identifier
-    rank: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    rank: Rank | None = None
     meta: JsonObject | None = None
 
 
@@ -99,7 +106,7 @@ class NewSession(_Input):
                 {
                     "session_id": "sess-abc123",
                     "search_query": "red running shoes",
-                    "search_results": [{"object_id": "shoe-17", "rank": 1.0, "meta": {"brand": "acme"}}],
+                    "search_results": [{"object_id": "shoe-17", "rank": 1, "meta": {"brand": "acme"}}],
                     "search_meta": {"latency_ms": 38},
                     "sort_by": {"field": "price", "order": "asc"},
                     "user_id": "user-42",

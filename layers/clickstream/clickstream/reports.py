@@ -29,7 +29,7 @@ class QualityReport(BaseModel):
     click_position_histogram: dict[str, int]
     irrelevant_rate: float | None
     payload_search_rate: float | None
-    median_time_to_first_click_ms: int | float | None  # statistics.median: a value, or the mean of two
+    median_time_to_first_click_ms: float | None  # statistics.median as a float (also for reports stored as an int)
     top_no_click_queries: list[QueryCount]
     top_no_results_queries: list[QueryCount]
     top_queries_truncated: bool = False

@@ -154,7 +154,8 @@ def report(
 
 
 def median_of_sorted(streams: Iterable[Iterator[int]], count: int) -> float | None:
-    """statistics.median of the values of sorted `streams` (`count` in all), in one merged pass."""
+    """statistics.median of the values of sorted `streams` (`count` in all), in one merged pass; always a
+    float (statistics.median gives an int for an odd count of ints), so the report's type never varies."""
     if count == 0:
         return None
     lower, upper = (count - 1) // 2, count // 2
@@ -164,7 +165,7 @@ def median_of_sorted(streams: Iterable[Iterator[int]], count: int) -> float | No
             middle.append(value)
         if rank == upper:
             break
-    return middle[0] if lower == upper else (middle[0] + middle[1]) / 2
+    return float(middle[0]) if lower == upper else (middle[0] + middle[1]) / 2
 
 
 def top_queries(streams: Iterable[Iterator[tuple[str, int]]], most: int = TOP_QUERIES) -> list[dict[str, Any]]:
