@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.child import run_child
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
 from tests.support.processes import dynalite_server
@@ -187,16 +187,7 @@ def measure(sizes: list[int], range_sessions: int) -> dict[str, Any]:
 
 def _child(environment: dict[str, str], *arguments: str) -> Any:
     """`python -m bench.export ...` in a fresh process (its memory is the export's alone); its last line."""
-    child = subprocess.run(  # noqa: S603 - this interpreter, this module
-        [sys.executable, "-m", "bench.export", *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode:
-        raise RuntimeError(f"bench.export {' '.join(arguments)} failed:\n{child.stderr[-3000:]}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return run_child("bench.export", *arguments, environment=environment)
 
 
 def _main(command: str, argument: str) -> Any:

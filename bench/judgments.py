@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from local.template import ROOT
+from bench.child import run_child
 
 QUERIES = 2_000
 
@@ -99,16 +97,7 @@ def _run(size: int, work: Path) -> dict[str, Any]:
     rows_path, judgments_path = work / f"rows-{size}.jsonl.gz", work / f"judgments-{size}.jsonl.gz"
     rows = _write_rows(batch, rows_path)
     arguments = [str(rows_path), str(batch.sessions), str(batch.held_out_sessions), str(judgments_path)]
-    child = subprocess.run(  # noqa: S603 - this interpreter, this module
-        [sys.executable, "-m", "bench.judgments", "judge", *arguments],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "clickstream"), str(ROOT)])},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode:
-        raise RuntimeError(f"bench.judgments judge failed:\n{child.stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = run_child("bench.judgments", "judge", *arguments)
     click_model = figures.pop("click_model")
     examination = click_model["examination"]
     fitted_curve = np.array([examination[str(position)] for position in range(1, world.list_length + 1)])

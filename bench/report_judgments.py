@@ -50,12 +50,9 @@ def judgments_section(judgments: dict[str, Any]) -> list[str]:
     lines = [
         "## Judgments (click models)",
         "",
-        f"`bench/judgments.py`: batches simulated with a known truth ({judgments['queries']:,} queries of Zipf "
-        f"popularity, {judgments['candidates']} candidates each, {judgments['positions']} positions, examination "
-        "1/position^0.8, attractiveness Beta(1.2, 3), a logging ranker that perturbs half the sessions' order). "
-        "Their merged count rows are written as the export stores them; a fresh process reads that stream, fits "
-        "every model (held-out evaluation, then PBM on all rows) and writes the judgments file: its CPU time "
-        "and peak resident memory are the judge step's. *fit CPU* leaves out writing the judgments.",
+        f"Simulated batches ({judgments['queries']:,} queries, {judgments['candidates']} candidates each, "
+        f"{judgments['positions']} positions, a known truth) judged in a fresh process; how and what the figures "
+        "say: [docs/benchmarks.md](../docs/benchmarks.md#judgments).",
         "",
     ]
     header = ["sessions", "distinct rows", "pairs", "CPU s", "fit CPU s", "wall s", "peak MB", "EM steps"]
@@ -69,9 +66,7 @@ def judgments_section(judgments: dict[str, Any]) -> list[str]:
         lines.append(f"| {' | '.join(cells)} |")
     lines += [
         "",
-        "Held-out sessions (SPEC 14.4): mean log-likelihood per impression of each model, and how far below the "
-        "true model's (the simulator's own probabilities on the same sessions) it is; perplexity over positions "
-        "1..10 in brackets.",
+        "Held-out mean log-likelihood per impression, (how far below the true model's), [perplexity, positions 1..10].",
         "",
         "| sessions | true model | " + " | ".join(MODELS) + " |",
         "|---:|---:|" + "---:|" * len(MODELS),
@@ -83,14 +78,4 @@ def judgments_section(judgments: dict[str, Any]) -> list[str]:
             for name in MODELS
         ]
         lines.append(f"| {' | '.join(cells)} |")
-    lines += [
-        "",
-        "What the figures say: EM (accelerated by SQUAREM) converges in about a hundred steps whatever the size, "
-        "so the judge step's time is mostly reading the rows (one JSON array each) and grows with distinct rows, "
-        "not sessions; memory is a few arrays per distinct row. PBM's examination error and its gap to the truth "
-        "shrink as pairs get more impressions: at 10^5 sessions many tail pairs are seen a handful of times and "
-        "their attractiveness is mostly the prior. UBM matches PBM here because these clicks follow PBM "
-        "(tests/integration/test_judgments_truth.py shows UBM ahead on cascade clicks). `pair_ctr` is below "
-        "`rank_ctr`: without the position, a pair's click rate mixes the positions it happened to be shown at.",
-    ]
     return lines

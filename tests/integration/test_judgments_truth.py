@@ -3,8 +3,8 @@ curve and known attractiveness, logged by a ranker that sometimes shows good obj
 must recover that truth within the tolerances stated here, at a batch size CI runs in seconds.
 
 Tolerances (30,000 sessions, 200 queries x 20 candidates, 10 positions, half the sessions randomised):
-examination within 0.03 of the truth at every position; attractiveness within 0.05 on average for pairs
-shown 300 times or more; the 95% interval covering the truth for 90-99% of the pairs shown 20 times or
+examination within 0.02 of the truth at every position; attractiveness within 0.05 on average for pairs
+shown 300 times or more; the 95% interval covering the truth for 92-98% of the pairs shown 20 times or
 more; PBM above both baselines in held-out log-likelihood and within 0.01 of the true model's. On sessions
 whose clicks follow UBM: UBM above PBM, its examination within 0.06 of the truth (0.03 on average) in
 every (position, previous click) cell shown 2,000 times or more.
@@ -67,7 +67,7 @@ def test_the_examination_curve_is_recovered(pbm_fit: ClickModelFit, pbm_batch: B
     examination = pbm_fit.click_model["examination"]
     truth = pbm_batch.world.examination[:, 0]
     fitted_curve = np.array([examination[str(position)] for position in range(1, 11)])
-    assert np.max(np.abs(fitted_curve - truth)) <= 0.03
+    assert np.max(np.abs(fitted_curve - truth)) <= 0.02
     assert all(examination[str(position)] is None for position in range(11, 21))
     assert pbm_fit.click_model["converged"] is True
 
@@ -82,7 +82,7 @@ def test_attractiveness_is_recovered_for_well_shown_pairs(pbm_fit: ClickModelFit
         for line, truth in pairs
         if line["impressions"] >= 20
     ]
-    assert 0.90 <= np.mean(covered) <= 0.99
+    assert 0.92 <= np.mean(covered) <= 0.98
 
 
 def test_position_bias_is_taken_out(pbm_fit: ClickModelFit, pbm_batch: Batch) -> None:

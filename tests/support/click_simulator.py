@@ -198,7 +198,7 @@ def simulate(world: World, sessions: int, seed: int = 11) -> Batch:
     looked = rng.random(shown.shape)
     clicked = np.zeros(shown.shape, dtype=bool)
     previous = np.zeros(shown.shape, dtype=np.int64)
-    last_click = np.zeros(sessions, dtype=np.int64)
+    last_click: Indices = np.zeros(sessions, dtype=np.int64)
     for slot in range(world.list_length):  # a cascade: examination may depend on the clicks above
         previous[:, slot] = last_click
         clicked[:, slot] = attractive[:, slot] & (looked[:, slot] < world.examination[slot, last_click])

@@ -18,6 +18,11 @@ MAX_ITERATIONS = 1000  # EM steps (a SQUAREM cycle takes three)
 RELATIVE_TOLERANCE = 1e-9  # per cycle; at 1e-6 plain EM left the examination ~0.01 short of its optimum
 PROBABILITY_FLOOR = 1e-6  # no probability is taken as 0 or 1: a log-likelihood is never infinite
 REFERENCE_SLOT = 0  # position 1 (and, for UBM, no click above): its examination is 1 by convention
+# Pairs shown fewer times are left out of fitting the examination curve (their attractiveness is then
+# fitted on it): a pair clicked once in three impressions low on the page says "a = 1" to the maximum
+# likelihood, which then raises the curve there (the many-nuisance-parameters bias; 0.1 at a median of
+# 3 impressions a pair in the simulations, 0.01 with this threshold).
+MIN_PAIR_IMPRESSIONS = 30
 
 Floats = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
@@ -38,6 +43,9 @@ class Counts:
     clicks: Floats
     pairs: int
     slots: int
+
+    def subset(self, rows: npt.NDArray[np.bool_]) -> Counts:
+        return Counts(self.pair[rows], self.slot[rows], self.shown[rows], self.clicks[rows], self.pairs, self.slots)
 
     def pair_totals(self, weights: Floats) -> Floats:
         return totals(self.pair, weights, self.pairs)
@@ -77,10 +85,12 @@ def log_likelihood(probability: Floats, shown: Floats, clicks: Floats) -> float:
 
 
 class _Steps:
-    """The EM map on one vector of parameters (attractiveness per pair, then examination per slot)."""
+    """The EM map on one vector of parameters (attractiveness per pair, then examination per slot); with
+    `examination` given, that part is held fixed."""
 
-    def __init__(self, counts: Counts) -> None:
+    def __init__(self, counts: Counts, examination: Floats | None = None) -> None:
         self.counts = counts
+        self.fixed = examination
         self.pair_shown = counts.pair_totals(counts.shown)
         self.slot_shown = counts.slot_totals(counts.shown)
         self.misses = counts.shown - counts.clicks
@@ -117,6 +127,8 @@ class _Steps:
         """Probabilities, and examination(reference) = 1: the model only knows the product, so the scale
         moves to attractiveness (a slot examined more than position 1 is capped at 1)."""
         attractiveness, examination = self.split(np.clip(parameters, 0.0, 1.0))
+        if self.fixed is not None:
+            return np.concatenate([attractiveness, self.fixed])
         shown = self.slot_shown > 0
         if shown[REFERENCE_SLOT] and examination[REFERENCE_SLOT] > 0:
             scale = float(examination[REFERENCE_SLOT])
@@ -143,18 +155,11 @@ def _extrapolated(steps: _Steps, start: Floats, first: Floats, second: Floats) -
     return steps.normalised(start - 2.0 * alpha * change + alpha * alpha * curvature)
 
 
-def fit_factors(counts: Counts, start: tuple[Floats, Floats] | None = None) -> FactorFit:
-    """Maximum-likelihood attractiveness and examination by EM, accelerated by SQUAREM: each cycle is two
-    EM steps, an extrapolation along them and one EM step from there, kept only if the likelihood did
-    not fall (else the second step is). Stops when a cycle improves the log-likelihood by less than
-    RELATIVE_TOLERANCE of itself. No prior here: one would pull the examination of the positions where
-    sparse pairs are shown (`shrunk` smooths attractiveness once examination is fitted).
-    `start`: (attractiveness, examination), e.g. a fit of a subset."""
-    steps = _Steps(counts)
-    if start is None:
-        # not examination 1 everywhere: that is a fixed point of EM
-        start = (_share(counts.pair_totals(counts.clicks), steps.pair_shown), np.full(counts.slots, 0.5))
-    parameters = np.clip(np.concatenate(start), 0.0, 1.0)  # as it is: normalising 0.5 everywhere gives 1
+def _ascend(steps: _Steps, parameters: Floats) -> tuple[Floats, int, bool]:
+    """SQUAREM cycles: two EM steps, an extrapolation along them and one EM step from there, kept only if
+    the likelihood did not fall (else the second step is), until a cycle improves the log-likelihood by
+    less than RELATIVE_TOLERANCE of itself. Returns the parameters, the EM steps taken, and whether it
+    settled before MAX_ITERATIONS."""
     current = steps.log_likelihood(parameters)
     iterations, settled = 0, False
     while iterations < MAX_ITERATIONS and not settled:
@@ -167,8 +172,39 @@ def fit_factors(counts: Counts, start: tuple[Floats, Floats] | None = None) -> F
             candidate, value = second, steps.log_likelihood(second)
         settled = abs(value - current) <= RELATIVE_TOLERANCE * abs(current)
         parameters, current = candidate, value
-    attractiveness, examination = steps.split(parameters)
-    return FactorFit(attractiveness, examination, steps.slot_shown, iterations, settled)
+    return parameters, iterations, settled
+
+
+def _curve_rows(counts: Counts) -> npt.NDArray[np.bool_]:
+    """The rows the examination is fitted on: pairs shown MIN_PAIR_IMPRESSIONS times or more, and every
+    row of a slot no such pair was shown in (that slot has nothing better)."""
+    well_shown = counts.pair_totals(counts.shown)[counts.pair] >= MIN_PAIR_IMPRESSIONS
+    covered = counts.slot_totals(counts.shown * well_shown) > 0
+    return np.asarray(well_shown | ~covered[counts.slot])
+
+
+def fit_factors(counts: Counts) -> FactorFit:
+    """Maximum-likelihood examination and attractiveness by EM, accelerated by SQUAREM (`_ascend`): the
+    examination on the well-shown pairs' rows (`_curve_rows`), then every pair's attractiveness on all
+    rows with that examination held fixed. No prior here: one would pull the examination where sparse
+    pairs are shown (`shrunk` smooths attractiveness once examination is fitted)."""
+    steps = _Steps(counts)
+    ctr = _share(counts.pair_totals(counts.clicks), steps.pair_shown)
+    start = np.concatenate([ctr, np.full(counts.slots, 0.5)])  # not 1 everywhere: a fixed point of EM
+    rows = _curve_rows(counts)
+    if rows.all():
+        parameters, iterations, settled = _ascend(steps, start)
+        attractiveness, examination = steps.split(parameters)
+        return FactorFit(attractiveness, examination, steps.slot_shown, iterations, settled)
+    curve = _Steps(counts.subset(rows))
+    fitted, curve_iterations, curve_settled = _ascend(curve, start)
+    fitted_attractiveness, examination = curve.split(fitted)
+    attractiveness = np.where(curve.pair_shown > 0, fitted_attractiveness, ctr)
+    pairs = _Steps(counts, examination)
+    parameters, iterations, settled = _ascend(pairs, np.concatenate([attractiveness, examination]))
+    attractiveness, _ = pairs.split(parameters)
+    total = curve_iterations + iterations
+    return FactorFit(attractiveness, examination, steps.slot_shown, total, curve_settled and settled)
 
 
 def examined_impressions(fit: FactorFit, counts: Counts) -> Floats:
