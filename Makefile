@@ -22,7 +22,7 @@ ifeq ($(PY313_DIR),)
 PY313_DIR := $(shell command -v python3.13 >/dev/null 2>&1 && dirname "$$(command -v python3.13)")
 endif
 
-.PHONY: install install-run run invoke smoke upgrade-tasks test lint typecheck validate validate-asl scan tests unit integration system client-tests openapi build bench clean
+.PHONY: install install-run run invoke smoke upgrade-tasks test lint typecheck validate validate-asl scan tests unit integration system lambda client-tests openapi build bench clean
 
 install: $(BIN)/.installed
 
@@ -102,7 +102,11 @@ validate-asl: $(NODE_TOOLS)
 	tools/node_modules/.bin/asl-validator $(foreach definition,$(wildcard statemachines/*.asl.json),--json-path $(definition))
 
 # The test tiers (tests/conftest.py): unit (no moto, no network; seconds), integration (moto, in-process),
-# system (the local server over HTTP, schemathesis, several server processes). `make tests` runs all three.
+# system (the local server over HTTP, schemathesis, several server processes), lambda (each function
+# packaged and run under Python 3.13 and awslambdaric, as deployed). `make tests` runs all four.
+# The lambda tier builds the package itself (once per code change, under .aws-sam/lambda-tier).
+export PYTHON313 := $(if $(PY313_DIR),$(PY313_DIR)/python3.13)
+
 tests: install $(NODE_TOOLS)
 	$(BIN)/pytest
 
@@ -114,6 +118,10 @@ integration: install
 
 system: install $(NODE_TOOLS)
 	$(BIN)/pytest tests/system
+
+lambda: install
+	@test -n "$(PY313_DIR)" || { echo "python3.13 not found (the lambda tier runs the functions under it)"; exit 1; }
+	$(BIN)/pytest tests/lambda
 
 # The client's own tests (client/, its own pyproject): signing, retries, errors, the CLI, on a fake API.
 client-tests: install

@@ -51,6 +51,8 @@ def _environment(endpoint: str, lake_dir: Path) -> dict[str, str]:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "WRITE_SETTLE_MS": "0",  # no writer races the bench's export: read right after the fence
+        "BATCH_STATE_CACHE_MS": "0",
     }
 
 

@@ -178,14 +178,17 @@ class Scenario:
         route = "POST /session/events"
         for session_id in self.sessions:
             body = {"session_id": session_id, "events": _clicks(session_id)}
-            self.call("add_events", route, f"{EVENTS_PER_SESSION} new events", body=body)
+            self.call("add_events", route, f"{EVENTS_PER_SESSION} new events (and the batch's state)", body=body)
         retried = {"session_id": self.sessions[0], "events": _clicks(self.sessions[0])}
         self.call("add_events_retry", route, f"the same {EVENTS_PER_SESSION} events again", body=retried)
 
     def read_and_schedule(self) -> None:
         first = self.sessions[0]
         self.call(
-            "mark_irrelevant", "POST /session/irrelevant", "registered session", body={"session_id": self.sessions[1]}
+            "mark_irrelevant",
+            "POST /session/irrelevant",
+            "registered session (and the batch's state)",
+            body={"session_id": self.sessions[1]},
         )
         self.call(
             "get_session", "GET /session", f"session with {EVENTS_PER_SESSION} events", query={"session_id": first}
@@ -240,7 +243,9 @@ def _clicks(session_id: str) -> list[dict[str, str]]:
 def run_scenario(send: Call, counter: RequestCounter, prefix: str = "scn") -> list[Case]:
     """Drive every route once or more on FRESH tables; the requests of each case (max over repeats).
 
-    `send` is `LocalFunctions.call`: route, then `body=` or `query=`.
+    `send` is `LocalFunctions.call`: route, then `body=` or `query=`. Run it with BATCH_STATE_CACHE_MS=0
+    (the tests' setting): each event or mark call then reads its batch's state, as a container's first one
+    does, so the table holds the uncached count.
     """
     scenario = Scenario(send, counter, prefix)
     scenario.register()

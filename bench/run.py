@@ -4,7 +4,7 @@ Prints a summary and writes bench/results.json and bench/RESULTS.md. Not part of
 request counts it documents are checked there by tests/test_request_counts.py.
 
     python -m bench.run [--quick] [--skip-build]
-        [--only coldstart,overhead,counts,paging,throughput,export,judgments,cost,size]
+        [--only coldstart,deployed,overhead,counts,paging,throughput,export,judgments,cost,size]
 """
 
 from __future__ import annotations
@@ -27,13 +27,25 @@ RESULTS_JSON = BENCH_DIR / "results.json"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 BEFORE_JSON = BENCH_DIR / "results-before.json"  # the run before the speed work, kept for comparison
 WORK = BENCH_DIR / ".work"
-SECTIONS = ("coldstart", "overhead", "counts", "paging", "throughput", "export", "judgments", "cost", "size")
+SECTIONS = (
+    "coldstart",
+    "deployed",
+    "overhead",
+    "counts",
+    "paging",
+    "throughput",
+    "export",
+    "judgments",
+    "cost",
+    "size",
+)
 COST_BEFORE_JSON = BENCH_DIR / "cost-before.json"  # the cost run before the scale work (3 writes a session)
 
 
 def _settings(quick: bool) -> dict[str, Any]:
     return {
         "cold_rounds": 3 if quick else 7,
+        "deployed_rounds": 2 if quick else 5,
         "warm_iterations": 15 if quick else 50,
         "paging_delay_ms": 15.0,
         "paging_limits": [1, 10, 50, 100],
@@ -62,6 +74,23 @@ def _print_coldstart(cold: dict[str, Any]) -> None:
                 f"  {function_id + ' ' + mode:32} {figures['import']:8.1f} {figures['total']:8.1f}"
                 f"  {figures['ratio']:5.2f}  {figures['paired_ratio']:5.2f}"
             )
+
+
+def _print_deployed(deployed: dict[str, Any]) -> None:
+    print(f"\ncold start as deployed (ms, median of {deployed['rounds']})  init  first  total  ratio    cpu")
+    floor = deployed["floor"]
+    print(f"  {'floor':40} {floor['init']:7.1f} {floor['first']:6.1f} {floor['total']:6.1f}   1.00 {floor['cpu']:6.1f}")
+    for function_id, modes in deployed["functions"].items():
+        for mode in ("tracing_on", "tracing_off"):
+            figures = modes[mode]
+            print(
+                f"  {function_id + ' ' + mode:40} {figures['init']:7.1f} {figures['first']:6.1f}"
+                f" {figures['total']:6.1f}  {figures['ratio']:5.2f} {figures['cpu']:6.1f}"
+            )
+        print(
+            f"  {'':40} tracing cost {modes['tracing_cost']:+.1f}, cpu {modes['tracing_cost_cpu']:+.1f} "
+            f"(X-Ray import {deployed['xray_import_ms']:.1f}, cpu {deployed['xray_import_cpu_ms']:.1f})"
+        )
 
 
 def _print_overhead(warm: dict[str, Any]) -> None:
@@ -127,6 +156,7 @@ def _print_size(size: dict[str, Any]) -> None:
 def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
     printers = {
         "coldstart": _print_coldstart,
+        "deployed": _print_deployed,
         "overhead": _print_overhead,
         "paging": _print_paging,
         "throughput": _print_throughput,
@@ -146,7 +176,7 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
     from bench.env import BenchEnv
 
     env = BenchEnv()  # first: the functions' environment, read by Powertools when the layer is imported
-    from bench import coldstart, cost, export, judgments, paging, size, throughput, warm
+    from bench import coldstart, coldstart_deployed, cost, export, judgments, paging, size, throughput, warm
 
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"settings": settings, "section_seconds": {}}
@@ -182,6 +212,7 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
     finally:
         env.close()
     standalone: dict[str, tuple[str, Callable[[], Any]]] = {
+        "deployed": ("cold start as deployed", lambda: coldstart_deployed.measure(settings["deployed_rounds"])),
         "throughput": (
             "throughput",
             lambda: throughput.registrations(
@@ -227,7 +258,17 @@ def main(argv: list[str] | None = None) -> int:
         if not cases:
             cases = [Case(**case) for case in previous.get("request_counts", [])]
             results.setdefault("request_counts", previous.get("request_counts", []))
-        for section in ("coldstart", "overhead", "paging", "throughput", "export", "judgments", "cost", "size"):
+        for section in (
+            "coldstart",
+            "deployed",
+            "overhead",
+            "paging",
+            "throughput",
+            "export",
+            "judgments",
+            "cost",
+            "size",
+        ):
             if section not in results and previous.get(section):
                 results[section] = previous[section]
                 kept.append(section)

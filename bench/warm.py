@@ -336,10 +336,12 @@ def overhead(env: BenchEnv, iterations: int) -> dict[str, Any]:
 def request_counts(env: BenchEnv) -> list[dict[str, Any]]:
     """The fixed scenario (bench/request_counts.py) on fresh tables: DynamoDB requests per API call."""
     env.fresh_tables()
+    env.set_environment(BATCH_STATE_CACHE_MS="0")  # the uncached count, as tests/integration checks it
     counter = RequestCounter(env.service_client())
     try:
         with quiet_stdout():
             cases = run_scenario(env.functions.call, counter)
     finally:
         counter.close()
+        env.set_environment(BATCH_STATE_CACHE_MS=str(Settings.model_fields["batch_state_cache_ms"].default))
     return [case.__dict__ for case in cases]

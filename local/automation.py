@@ -1,7 +1,8 @@
 """What runs behind the API in AWS, run locally (contracts 7.5, 12): the outbox reading the batches and
 tasks tables' streams (tasks go to the embedded SQS queue), the bus's events logged one JSON line each,
 and each released batch exported as the export state machine does it (wait EXPORT_DELAY_SECONDS, plan,
-write the ranges in parallel, judge, finish, expire the items when RETENTION_DAYS is set; on failure, let go).
+wait for the writes accepted before the fence, write the ranges in parallel, judge, finish, expire the items
+when RETENTION_DAYS is set; on failure, let go).
 
 Everything goes through the template's real functions and the embedded moto's real APIs: the outbox
 function puts its events on moto's EventBridge, a rule there delivers them to a queue, and this loop
@@ -100,6 +101,7 @@ class LocalAutomation:
             return None
         ranges = json.loads((self._lake_dir / plan["ranges_key"]).read_text(encoding="utf-8"))
         try:
+            _sleep_until(plan["job"]["read_after"])  # the machine's WaitForAcceptedWrites
             self._each_range(ranges, {"step": "range", "job": plan["job"]})
             judged = self._step({"step": "judge", "job": plan["job"], "ranges": plan["ranges"]})
             finished = self._step({"step": "finish", "job": plan["job"], "ranges": plan["ranges"], "judged": judged})
@@ -109,6 +111,7 @@ class LocalAutomation:
             return None
         self.exports_done += 1
         if finished["expires_at"] is not None:  # retention, as the machine's ExpireRanges map
+            _sleep_until(finished["expire_after"])  # WaitForScheduledTasks
             self._each_range(ranges, {"step": "expire", "job": plan["job"], "expires_at": finished["expires_at"]})
         return finished
 
@@ -119,3 +122,7 @@ class LocalAutomation:
     def _step(self, payload: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._functions.invoke("ExportFunction", payload)
         return result
+
+
+def _sleep_until(at_ms: int) -> None:
+    time.sleep(max(0.0, at_ms / 1000 - time.time()))

@@ -16,13 +16,18 @@ LOCAL_RESOURCES = {"DatasetBucket": ""}
 DEFAULT_LAKE_DIR = ROOT / ".lake"
 
 
+def local_resource_names(aws_endpoint: str | None, **resources: str) -> dict[str, str]:
+    """What the template's `!Ref`s name locally: tables, queue URLs, the bucket (none unless given)."""
+    return {**local_table_names(), **local_queue_urls(aws_endpoint), **LOCAL_RESOURCES, **resources}
+
+
 def lambda_environment(dynamodb_endpoint: str | None, aws_endpoint: str | None = None) -> dict[str, str]:
     """Every function's variables from template.yaml (tables named as locally), with local credentials.
 
     `aws_endpoint` serves the other services the functions call (EventBridge, SQS): the embedded moto.
     """
     template = load_template()
-    names = {**local_table_names(), **local_queue_urls(aws_endpoint), **LOCAL_RESOURCES}
+    names = local_resource_names(aws_endpoint)
     environment = {
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
@@ -35,6 +40,7 @@ def lambda_environment(dynamodb_endpoint: str | None, aws_endpoint: str | None =
     if aws_endpoint:
         environment["AWS_ENDPOINT_URL_EVENTBRIDGE"] = aws_endpoint  # botocore names it by service id
         environment["AWS_ENDPOINT_URL_SQS"] = aws_endpoint
+        environment["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = aws_endpoint  # the key of USER_ID_HASHING=hmac
     for function_id in sorted(resources_of_type(template, "AWS::Serverless::Function")):
         environment.update(function_environment(template, function_id, names))
     return environment

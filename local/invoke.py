@@ -19,6 +19,7 @@ from local.dynamodb import DEFAULT_API_PORT, EmbeddedAws, dynamodb_client, ensur
 from local.environment import apply_lambda_environment
 from local.queues import ensure_queues
 from local.run_record import RunRecord, read_record, record_path, stale_reason
+from local.secrets import apply_user_id_secret
 from local.template import ROOT, load_template, resources_of_type
 
 USAGE = "usage: python -m local.invoke <function logical id> <event file>"
@@ -71,6 +72,7 @@ def main(argv: list[str]) -> int:
         print(f"and DynamoDB at {dynamodb}", file=sys.stderr)
     try:
         apply_lambda_environment(dynamodb, endpoint)
+        apply_user_id_secret(endpoint)  # USER_ID_HASHING=hmac: the same key as make run's
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         ensure_tables(dynamodb_client(dynamodb), local_table_names())
         ensure_queues(boto3.session.Session().client("sqs", endpoint_url=endpoint))

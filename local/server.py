@@ -40,6 +40,7 @@ from local.environment import apply_lambda_environment
 from local.harness import LocalFunctions
 from local.queues import ensure_queues
 from local.run_record import RunRecord, remove_record, write_record
+from local.secrets import apply_user_id_secret
 from local.sigv4 import signature_problem
 
 # API Gateway HTTP APIs accept payloads up to 10 MB.
@@ -196,9 +197,8 @@ def main() -> None:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or aws.endpoint
     embedded_dynamodb = endpoint == aws.endpoint
     apply_lambda_environment(endpoint, aws.endpoint)
-    os.environ.setdefault("EXPORT_DELAY_SECONDS", "0")
-    # Locally no CloudWatch agent reads metrics from stdout.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    _local_defaults()
+    apply_user_id_secret(aws.endpoint)
     tables = local_table_names()
     ensure_tables(dynamodb_client(endpoint), tables)
     queues = ensure_queues(boto3.session.Session().client("sqs", endpoint_url=aws.endpoint))
@@ -245,6 +245,16 @@ def main() -> None:
             automation.stop()
         aws.stop()
         sys.stdout.flush()
+
+
+def _local_defaults() -> None:
+    os.environ.setdefault("EXPORT_DELAY_SECONDS", "0")
+    # Late writes (docs/protocol.md): no container caches a batch's state, and a call is taken to end within
+    # 2 s (nothing stops a longer one here, as Lambda's timeout does), so an export reads 2 s after its fence.
+    os.environ.setdefault("BATCH_STATE_CACHE_MS", "0")
+    os.environ.setdefault("WRITE_SETTLE_MS", "2000")
+    # Locally no CloudWatch agent reads metrics from stdout.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 
 def _api_socket(host: str, port: int) -> socket.socket:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -15,9 +15,13 @@ from local.dynamodb import LOCAL_REGION
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams.client import DynamoDBStreamsClient
 
-    from local.harness import LocalFunctions
-
 log = logging.getLogger("clickstream.local")
+
+
+class Functions(Protocol):
+    """Whatever runs the template's functions: in-process (local.harness) or as deployed (local.deployed)."""
+
+    def invoke(self, function_id: str, event: Any) -> Any: ...
 
 
 def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
@@ -35,9 +39,7 @@ def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, An
 class StreamRelay:
     """Delivers one table's stream to one function of the template."""
 
-    def __init__(
-        self, endpoint: str, table: str, function_id: str, functions: LocalFunctions, batch_size: int = 25
-    ) -> None:
+    def __init__(self, endpoint: str, table: str, function_id: str, functions: Functions, batch_size: int = 25) -> None:
         session = boto3.session.Session()
         # The endpoint is named, so botocore must not build an account-based one.
         self._streams: DynamoDBStreamsClient = session.client(

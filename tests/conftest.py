@@ -3,6 +3,8 @@
 tests/unit         no moto, no network: seconds (`make unit`)
 tests/integration  the real handlers and domain in-process, over an embedded moto DynamoDB
 tests/system       the local server over HTTP, schemathesis, several server processes
+tests/lambda       each function as deployed: packaged as `sam build` does, Python 3.13 under the runtime
+                   interface client (awslambdaric), tracing on, X-Ray segments and logs searched (`make lambda`)
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def register_session(session: Annotated[NewSession, Body()]) -> Registration:
 @app.post(
     "/session/events",
     summary="Add events (clicks, ...) to a session; event_ids already stored are ignored",
-    responses={**ok_response(EventsAdded), **error_responses(400, 404, 413, 415, 422, 503)},
+    responses={**ok_response(EventsAdded), **error_responses(400, 404, 409, 413, 415, 422, 503)},
 )
 def add_events(request: Annotated[NewEvents, Body()]) -> EventsAdded:
     log_keys(session_id=request.session_id)
@@ -46,7 +46,7 @@ def add_events(request: Annotated[NewEvents, Body()]) -> EventsAdded:
 @app.post(
     "/session/irrelevant",
     summary="Mark a session irrelevant (a useful negative example)",
-    responses={**ok_response(IrrelevantMark), **error_responses(400, 404, 413, 415, 422, 503)},
+    responses={**ok_response(IrrelevantMark), **error_responses(400, 404, 409, 413, 415, 422, 503)},
 )
 def mark_irrelevant(request: Annotated[SessionRef, Body()]) -> IrrelevantMark:
     log_keys(session_id=request.session_id)

@@ -34,9 +34,11 @@ class Job(_Step):
     export_id: str = Field(min_length=1, max_length=2048)
     shards: int = Field(ge=1, le=64)
     events_until: int = Field(ge=0)
+    read_after: int = Field(default=0, ge=0)  # 0 in jobs planned before the fence existed
 
     def job(self) -> ExportJob:
-        return ExportJob(self.batch_id, self.release_id, self.export_id, self.shards, self.events_until)
+        fields = (self.batch_id, self.release_id, self.export_id, self.shards, self.events_until, self.read_after)
+        return ExportJob(*fields)
 
     @classmethod
     def of(cls, job: ExportJob) -> Job:
@@ -46,6 +48,7 @@ class Job(_Step):
             export_id=job.export_id,
             shards=job.shards,
             events_until=job.events_until,
+            read_after=job.read_after,
         )
 
 
@@ -64,7 +67,13 @@ def plan_payload(plan: ExportPlan) -> dict[str, Any]:
     """The plan step's answer, as the export machine's Choice and Map states read it."""
     if plan.job is None:
         return {"skip": True, "reason": plan.skip_reason, "batch_id": plan.batch_id}
-    return {"skip": False, "job": Job.of(plan.job).model_dump(), "ranges": plan.ranges, "ranges_key": plan.ranges_key}
+    return {
+        "skip": False,
+        "job": Job.of(plan.job).model_dump(),
+        "ranges": plan.ranges,
+        "ranges_key": plan.ranges_key,
+        "wait_seconds": plan.wait_seconds,
+    }
 
 
 class PlanStep(_Step):

@@ -16,13 +16,14 @@ from clickstream.domain.datasets import layout
 from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange
 from clickstream.domain.datasets.parts import ExportJob
+from clickstream.errors import BatchExported
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from tests.support import now_ms
 from tests.support.datasets import check_parts, dataset_sessions, manifest, planned_ranges, run_export
-from tests.support.domain import all_sessions, hand_out_number, new_session
+from tests.support.domain import all_sessions, click, hand_out_number, new_session
 from tests.unit.test_quality_metrics import EXPECTED, SESSIONS
 
 
@@ -123,17 +124,25 @@ def test_the_report_of_the_dataset_is_the_one_worked_out_by_hand(exporting: Clic
     assert recorded.model_dump(exclude={"top_queries_truncated"}) == metrics  # on the batch, as in the manifest
 
 
-def test_events_created_after_the_cut_off_are_left_out(exporting: Clickstream) -> None:
+def test_every_event_accepted_before_the_fence_is_in_the_dataset_whatever_its_created_at(
+    exporting: Clickstream,
+) -> None:
+    """The cut is by arrival (contract 13.5): a client clock behind or ahead does not leave an event out."""
     exporting.register(new_session("late"))
     batch_id = exporting.release("release-l").batch_id
-    future = now_ms() + 60_000  # a client clock ahead: allowed (up to 5 min), but after the export began
-    exporting.add_events(
-        "late", [NewEvent(event_id="now", object_id="o"), NewEvent(event_id="later", object_id="o", created_at=future)]
-    )
+    behind, ahead = now_ms() - 3_600_000, now_ms() + 60_000  # both inside the timestamp window
+    exporting.add_events("late", [click("behind", behind), click("now"), click("ahead", ahead)])
     run_export(exporting, lake(exporting), "release-l")
     [session] = dataset_sessions(lake(exporting), batch_id)
-    assert [event["event_id"] for event in session["events"]] == ["now"]
-    assert manifest(lake(exporting), batch_id)["events_until"] < future
+    assert [event["event_id"] for event in session["events"]] == ["behind", "now", "ahead"]
+    document = manifest(lake(exporting), batch_id)
+    assert document["late_writes"]["fenced_at"] == document["events_until"] < ahead
+    assert "before fenced_at is in the dataset" in document["late_writes"]["rule"]
+    with pytest.raises(BatchExported):  # after the fence: refused, never acknowledged and left out
+        exporting.add_events("late", [click("after", behind)])
+    with pytest.raises(BatchExported):
+        exporting.mark_irrelevant("late")
+    assert dataset_sessions(lake(exporting), batch_id) == [session]
 
 
 def test_a_range_larger_than_a_part_goes_on_in_the_next(

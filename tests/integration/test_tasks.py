@@ -1,4 +1,4 @@
-"""Improvement tasks reach their worker (contract 12): every task that becomes pending is delivered to the
+"""Improvement tasks reach their worker (contract 9): every task that becomes pending is delivered to the
 template's SQS queue by the outbox (the tasks table's stream, delivered to the real outbox function as
 Lambda's event source mapping does), the worker completes it through the real handler, and workers that
 poll list tasks oldest first. The worker here reads what a real worker reads: SQS messages."""
@@ -292,7 +292,9 @@ def test_the_tasks_stream_filters_pass_exactly_the_tasks_the_outbox_delivers(
     complete(invoke_http, session_id="sess-f", status="done")
     time.sleep(0.002)
     schedule(invoke_http, "sess-f")
-    service.storage.tasks.expire("sess-f", 1_900_000_000)
+    task = service.storage.tasks.get("sess-f")
+    assert task is not None
+    service.storage.tasks.expire("sess-f", task.batch_id, 1_900_000_000)
     relay = StreamRelay(dynamodb.endpoint, tables["ImprovementTasksTable"], "OutboxFunction", local_functions())
     records = all_records(relay)
     # moto also streams a keys-only INSERT when an update creates an item (DynamoDB streams one record);

@@ -20,6 +20,10 @@ TEST_ENVIRONMENT = {
     "REGISTRATION_LEASE_MS": "300",
     "SEALED_BATCH_WAIT_MS": "200",
     "DYNAMODB_MAX_ATTEMPTS": "2",
+    # Late writes: no cached batch state, so the export may read right after its fence; the interleaving
+    # tests (tests/integration/test_late_writes.py) set the deployed values on a fake clock.
+    "BATCH_STATE_CACHE_MS": "0",
+    "WRITE_SETTLE_MS": "0",
 }
 
 

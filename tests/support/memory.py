@@ -39,17 +39,25 @@ class MissingItem(Exception):
 class MemoryClaims:
     items: dict[str, Claim] = field(default_factory=dict)
     expiries: dict[str, int] = field(default_factory=dict)
+    user_keys: dict[str, str] = field(default_factory=dict)  # session_id -> user_key, as the sparse index
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def claim(self, session_id: str, token: str, now: int, place: Place) -> bool:
+    def claim(self, session_id: str, token: str, now: int, place: Place, user_key: str | None = None) -> bool:
         with self.lock:
             if session_id in self.items:
                 return False
             self.items[session_id] = Claim(session_id, "assigned", token, now, place)
+            if user_key is not None:
+                self.user_keys[session_id] = user_key
             return True
 
     def get(self, session_id: str) -> Claim | None:
         return self.items.get(session_id)
+
+    def user_sessions(self, user_key: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
+        found = sorted(sid for sid, key in self.user_keys.items() if key == user_key and (after is None or sid > after))
+        page = found[:limit]
+        return page, (page[-1] if len(found) > limit else None)
 
     def take_over(self, session_id: str, old_token: str, new_token: str, now: int) -> Claim | None:
         with self.lock:
@@ -77,8 +85,9 @@ class MemoryClaims:
             self.items[session_id] = replace(claim, state="registered")
             return True
 
-    def expire(self, session_id: str, at_seconds: int) -> None:
-        if session_id in self.items:
+    def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None:
+        claim = self.items.get(session_id)
+        if claim is not None and claim.place is not None and claim.place.batch_id == batch_id:
             self.expiries[session_id] = at_seconds
 
 
@@ -198,12 +207,14 @@ class MemoryBatchRecords:
             record = self.items.get(batch_id)
             if record is None or record.session_count is None or not _may_take(record.dataset, claim, stale_before):
                 return None
+            fence = record.dataset.fenced_at or claim.events_until or 0  # set once (if_not_exists)
             dataset = replace(
                 record.dataset,
                 status="exporting",
                 export_id=claim.export_id or "",
                 started_at=claim.started_at or 0,
-                events_until=claim.events_until or 0,
+                events_until=fence,
+                fenced_at=fence,
             )
             taken = self.items[batch_id] = replace(record, dataset=dataset)
             return taken
@@ -359,14 +370,22 @@ class MemoryTasks:
     expiries: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put_pending(self, task: StoredTask) -> bool:
+    def put_pending(self, task: StoredTask, expires_at: int | None) -> bool:
         with self.lock:
             current = self.items.get(task.session_id)
-            if current is not None and current.status == "pending":
+            same_session = current is not None and (current.batch_id, current.session_number) == (
+                task.batch_id,
+                task.session_number,
+            )
+            if current is not None and current.status == "pending" and same_session:
                 return False
             self.items[task.session_id] = StoredTask(
                 task.session_id, task.batch_id, task.session_number, "pending", task.requested_at
             )
+            if expires_at is None:
+                self.expiries.pop(task.session_id, None)
+            else:
+                self.expiries[task.session_id] = expires_at
             return True
 
     def complete(
@@ -395,8 +414,9 @@ class MemoryTasks:
         tasks = [task for task in tasks if after is None or task_cursor(task.requested_at, task.session_id) > after]
         return tasks[:limit], len(tasks) > limit
 
-    def expire(self, session_id: str, at_seconds: int) -> None:
-        if session_id in self.items:
+    def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None:
+        task = self.items.get(session_id)
+        if task is not None and task.batch_id == batch_id:
             self.expiries[session_id] = at_seconds
 
 

@@ -18,6 +18,7 @@ EVENTS_BY_TIME = "EventsTable/index/by_created_at"
 BATCHES_BY_ID = "BatchesTable/index/batches_by_id"
 TASKS_BY_STATUS = "ImprovementTasksTable/index/tasks_by_status"
 BUS = "event-bus/${ReleaseEventBusName}"
+USER_ID_KEY = "UserIdKeySecret"
 
 # Which DynamoDB calls each function makes, following its routes through the domain into the gateways:
 #   Collection: register (claim/take over/assign/mark the session id; number on the pointer, open a batch,
@@ -25,7 +26,8 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #     session, read its slot), add_events (session id, put events), mark_irrelevant (session id, update the
 #     session), GET /session (session id, session, first events through the time index).
 #   UseForImprovement: session id and session, has_events (Query on the table), make the task pending and
-#     complete it (conditional updates), get it; list tasks (Query on the sharded status index).
+#     complete it (conditional updates), get it; list tasks (Query on the sharded status index); with
+#     retention, the session's batch record (a task of an exported batch expires with it).
 #   BatchSessions: shard pages (Query), first events (index Query), batch record and pointer reads (shard
 #     counts, GET /batch), the batches listing (index Query, GET /batches).
 #   BatchRelease: release record and pointer (get/seal/unseal/delete), bind release, batch record and count,
@@ -34,7 +36,8 @@ BUS = "event-bus/${ReleaseEventBusName}"
 #     on-failure destination, sent by Lambda on its behalf); SendMessage of pending tasks to the tasks queue
 #     (storage/queue.py); a replay gets the batch record or the session's task.
 #   Export: release and batch records (get, claim/finish/fail updates), shard pages and each session's events
-#     (Query on the table); retention sets expires_at (UpdateItem) on slots, claims, events and tasks;
+#     (Query on the table); retention reads each session's claim and sets expires_at (UpdateItem) on slots,
+#     claims, events and tasks;
 #     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/.
 EXPECTED_GRANTS: dict[str, Grants] = {
     "CollectionFunction": {
@@ -43,6 +46,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "EventsTable": {"dynamodb:PutItem"},
         EVENTS_BY_TIME: {"dynamodb:Query"},
+        USER_ID_KEY: {"secretsmanager:GetSecretValue"},  # with UserIdHashing=hmac (storage/secrets.py)
     },
     "UseForImprovementFunction": {
         "SessionIdsTable": {"dynamodb:GetItem"},
@@ -50,6 +54,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "EventsTable": {"dynamodb:Query"},
         "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         TASKS_BY_STATUS: {"dynamodb:Query"},
+        "BatchesTable": {"dynamodb:GetItem"},
     },
     "BatchSessionsFunction": {
         "SessionsTable": {"dynamodb:Query"},
@@ -71,7 +76,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
     "ExportFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "SessionsTable": {"dynamodb:Query", "dynamodb:UpdateItem"},
-        "SessionIdsTable": {"dynamodb:UpdateItem"},
+        "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "EventsTable": {"dynamodb:Query", "dynamodb:UpdateItem"},
         "ImprovementTasksTable": {"dynamodb:UpdateItem"},
         "DatasetBucket/sessions/*": {"s3:PutObject", "s3:AbortMultipartUpload"},
@@ -102,7 +107,9 @@ def as_list(value: Any) -> list[Any]:
 
 def resource_name(resource: Any) -> str:
     """`!GetAtt T.Arn` -> "T"; `!Sub "${T.Arn}/index/i"` -> "T/index/i"; the project's event bus -> BUS;
-    anything else is refused."""
+    `!Ref UserIdKeySecret` (a secret's Ref is its ARN) -> USER_ID_KEY; anything else is refused."""
+    if isinstance(resource, Intrinsic) and resource.name == "Ref" and resource.value == USER_ID_KEY:
+        return USER_ID_KEY
     if isinstance(resource, Intrinsic) and resource.name == "Fn::GetAtt":
         target = resource.value if isinstance(resource.value, str) else ".".join(resource.value)
         if target.endswith(".Arn"):
@@ -122,7 +129,19 @@ def statements(policies: Any) -> Iterator[dict[str, Any]]:
         assert isinstance(policy, dict), f"policy {policy!r}: only inline statements are reviewable here"
         document = policy.get("PolicyDocument", policy)
         assert set(document) <= {"Version", "Statement"}, f"unexpected policy shape {policy!r}"
-        yield from as_list(document["Statement"])
+        for statement in as_list(document["Statement"]):
+            yield from _granted_when_on(statement)
+
+
+def _granted_when_on(statement: Any) -> Iterator[dict[str, Any]]:
+    """A statement; one under `!If [Condition, statement, AWS::NoValue]` is reviewed as granted (its
+    condition on), since that is when the function uses it."""
+    if isinstance(statement, Intrinsic) and statement.name == "Fn::If":
+        _, when_on, when_off = statement.value
+        assert when_off == Intrinsic("Ref", "AWS::NoValue"), f"a conditional grant with another grant {statement!r}"
+        yield when_on
+    else:
+        yield statement
 
 
 def function_grants(function: dict[str, Any]) -> Grants:

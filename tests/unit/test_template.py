@@ -1,4 +1,4 @@
-"""The repository's sample events match the template's routes."""
+"""The repository's sample events match the template's routes, and its timeouts fit the late-write fence."""
 
 from __future__ import annotations
 
@@ -33,3 +33,25 @@ def test_the_sam_env_file_sets_only_variables_the_template_declares() -> None:
         own = template["Resources"][function_id]["Properties"].get("Environment", {}).get("Variables", {})
         assert set(variables) <= shared | set(own), function_id
         assert "host.docker.internal" in variables.get("TASKS_QUEUE_URL", "host.docker.internal")
+
+
+def test_the_export_outwaits_every_write_accepted_before_its_fence() -> None:
+    """Contract 13.5 (docs/protocol.md, "Late writes"): a write accepted on a cached "not fenced" state is
+    stored within the cache's age plus its call's timeout; the export reads WRITE_SETTLE_MS after the fence."""
+    from clickstream.settings import Settings
+
+    template = load_template()
+    default_timeout = template["Globals"]["Function"]["Timeout"]
+    writers = ("CollectionFunction", "UseForImprovementFunction")  # events and marks; tasks (retention)
+    longest_call_ms = 1000 * max(
+        template["Resources"][function_id]["Properties"].get("Timeout", default_timeout) for function_id in writers
+    )
+    for function_id in writers:  # the code's defaults are the deployed values
+        variables = template["Resources"][function_id]["Properties"].get("Environment", {}).get("Variables", {})
+        assert not {"BATCH_STATE_CACHE_MS", "WRITE_SETTLE_MS"} & set(variables), function_id
+    assert not {"BATCH_STATE_CACHE_MS", "WRITE_SETTLE_MS"} & set(
+        template["Globals"]["Function"]["Environment"]["Variables"]
+    )
+    cache_ms = Settings.model_fields["batch_state_cache_ms"].default
+    settle_ms = Settings.model_fields["write_settle_ms"].default
+    assert settle_ms >= cache_ms + longest_call_ms + 10_000  # and 10 s for a request in flight when a call stops

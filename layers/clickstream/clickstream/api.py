@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.codec import parse_body
 from clickstream.errors import (
+    BatchExported,
     BatchNotFound,
     ClickstreamError,
     ConflictError,
@@ -47,6 +48,7 @@ _STATUS: dict[type[ClickstreamError], HTTPStatus] = {
     InvalidField: HTTPStatus.UNPROCESSABLE_ENTITY,
     PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     ConflictError: HTTPStatus.CONFLICT,
+    BatchExported: HTTPStatus.CONFLICT,
     StorageUnavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 

@@ -66,6 +66,14 @@ class StorageUnavailable(ClickstreamError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class BatchExported(ClickstreamError):
+    """A write for a session whose batch the export has fenced (contract 13.5): it would miss the dataset."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__("The session's batch is exported: it takes no more events")
+        self.batch_id = batch_id
+
+
 class ConflictError(ClickstreamError):
     """State that another call keeps changing; retrying the same call is safe."""
 

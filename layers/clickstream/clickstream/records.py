@@ -97,12 +97,13 @@ class Dataset:
     status: str  # "pending" -> "exporting" -> "exported" (or "failed", then "exporting" again)
     export_id: str | None = None  # the export (state machine execution) that holds it
     started_at: int | None = None
-    events_until: int | None = None
+    events_until: int | None = None  # the fence (fenced_at) of the export that holds it
     exported_at: int | None = None
     session_count: int | None = None
     event_count: int | None = None
     parts: int | None = None
     metrics: str | None = None  # the quality report, JSON text
+    fenced_at: int | None = None  # set once, by the first export: later writes are refused (contract 13.5)
     judgments: str | None = None  # the judgments file's pairs, bytes and sha256, JSON text (contract 14.3)
     click_model: str | None = None  # the fitted click models' summary, JSON text
 

@@ -15,8 +15,10 @@ from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.improvement import Improvement
+from clickstream.domain.late_writes import LateWrites
 from clickstream.domain.paging import Pager
-from clickstream.domain.ports import Lake, Stores
+from clickstream.domain.ports import KeySource, Lake, Stores
+from clickstream.domain.pseudonyms import UserIds
 from clickstream.domain.registration import Registrar
 from clickstream.domain.release import Releaser
 from clickstream.domain.rules import Clock, now_ms
@@ -37,6 +39,7 @@ from clickstream.models import (
 from clickstream.reports import BatchList, BatchView
 from clickstream.settings import Settings
 from clickstream.storage.lake import lake_from_settings
+from clickstream.storage.secrets import key_from_settings
 
 
 class Clickstream:
@@ -50,6 +53,7 @@ class Clickstream:
         lake: Lake | None = None,
         clock: Clock = now_ms,
         sleep: Callable[[float], None] = time.sleep,
+        user_id_key: KeySource | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
@@ -60,11 +64,14 @@ class Clickstream:
             telemetry=telemetry or Silent(),
             clock=clock,
             sleep=sleep,
+            user_ids=UserIds(user_id_key or key_from_settings(settings)),
         )
+        self.user_ids = context.user_ids
         self.releaser = Releaser(context)
         self.registrar = Registrar(context, self.releaser)
-        self.sessions = Sessions(context, self.registrar)
-        self.improvement = Improvement(context, self.sessions)
+        self.late_writes = LateWrites(context)
+        self.sessions = Sessions(context, self.registrar, self.late_writes)
+        self.improvement = Improvement(context, self.sessions, self.late_writes)
         self.lake = lake or lake_from_settings(settings)
         self.batches = BatchDirectory(context, self.lake)
         self.pager = Pager(context, self.batches)
@@ -72,6 +79,10 @@ class Clickstream:
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)
+
+    def sessions_of_user(self, user_id: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
+        """The session ids registered with the raw `user_id`, a page at a time (for the erasure, contract 17)."""
+        return self.storage.claims.user_sessions(self.user_ids.key_of(user_id), limit, after)
 
     def add_events(self, session_id: str, events: list[NewEvent]) -> EventsAdded:
         return self.sessions.add_events(session_id, events)

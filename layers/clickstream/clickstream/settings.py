@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -39,9 +40,15 @@ class Settings(BaseModel):
     export_range_sessions: int = Field(default=20_000, ge=1, le=1_000_000)
     # Days a released batch's items stay in DynamoDB after its dataset is exported; 0 keeps them.
     retention_days: int = Field(default=0, ge=0)
+    # Late writes (contract 13.5): how long a container trusts what it read of a batch that may still change
+    # (collecting, released, not fenced or exported yet); and how long the export waits after fencing a batch
+    # before reading it, and after recording its dataset before setting its items' expiry. The wait must
+    # exceed the cache plus the longest call (the API functions' 29 s timeout): docs/protocol.md says why.
+    batch_state_cache_ms: int = Field(default=10_000, ge=0)
+    write_settle_ms: int = Field(default=60_000, ge=0)
     # The EventBridge bus that receives BatchReleased and BatchExported.
     event_bus_name: str = "default"
-    # The SQS queue each pending improvement task is delivered to (contract 12).
+    # The SQS queue each pending improvement task is delivered to (contract 9).
     tasks_queue_url: str = ""
 
     # How long a registration may hold its claim on a session_id before a retry takes over.
@@ -56,6 +63,25 @@ class Settings(BaseModel):
     # Concurrent DynamoDB requests one invocation may issue (a page's shards and events, a release's
     # tombstones): 64 reads the events of a page of 64 sessions in one wave.
     dynamodb_max_concurrency: int = Field(default=64, ge=1, le=256)
+
+    # Pseudonymous user ids (contract 17): with "hmac", every user_id is replaced by its HMAC-SHA256 before
+    # it is stored. The key is the stack's secret (USER_ID_HMAC_SECRET_ARN, in AWS); USER_ID_HMAC_KEY gives
+    # it directly and is for local runs and tests only, never a real secret.
+    user_id_hashing: Literal["none", "hmac"] = "none"
+    user_id_hmac_secret_arn: str = ""
+    user_id_hmac_key: str = ""
+
+    @model_validator(mode="after")
+    def _settle_outlasts_the_cache(self) -> Settings:
+        if self.write_settle_ms < self.batch_state_cache_ms:
+            raise ValueError("write_settle_ms must be at least batch_state_cache_ms (and the longest call)")
+        return self
+
+    @model_validator(mode="after")
+    def _hmac_has_a_key(self) -> Settings:
+        if self.user_id_hashing == "hmac" and not (self.user_id_hmac_secret_arn or self.user_id_hmac_key):
+            raise ValueError("USER_ID_HASHING=hmac needs USER_ID_HMAC_SECRET_ARN (or, locally, USER_ID_HMAC_KEY)")
+        return self
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

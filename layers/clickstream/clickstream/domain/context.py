@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from clickstream.concurrency import Fanout
 from clickstream.domain.ports import Stores
+from clickstream.domain.pseudonyms import UserIds
 from clickstream.domain.rules import Clock, now_ms
 from clickstream.domain.telemetry import Silent, Telemetry
 from clickstream.settings import Settings
@@ -21,3 +22,4 @@ class Context:
     telemetry: Telemetry = field(default_factory=Silent)
     clock: Clock = now_ms
     sleep: Callable[[float], None] = time.sleep
+    user_ids: UserIds = field(default_factory=UserIds)  # as sent, unless USER_ID_HASHING=hmac

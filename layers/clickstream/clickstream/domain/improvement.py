@@ -10,6 +10,7 @@ lose it.
 from __future__ import annotations
 
 from clickstream.domain.context import Context
+from clickstream.domain.late_writes import LateWrites
 from clickstream.domain.sessions import Sessions
 from clickstream.errors import ConflictError, TaskCompletedOtherwise, TaskNotFound
 from clickstream.models import ImprovementDecision, ImprovementTask, TaskCompletion, TaskList
@@ -21,22 +22,24 @@ def task_view(task: StoredTask) -> ImprovementTask:
 
 
 class Improvement:
-    def __init__(self, context: Context, sessions: Sessions) -> None:
+    def __init__(self, context: Context, sessions: Sessions, late_writes: LateWrites) -> None:
         self._storage = context.storage
         self._telemetry = context.telemetry
         self._clock = context.clock
         self._sessions = sessions
+        self._late_writes = late_writes
 
     def use_for_improvement(self, session_id: str) -> ImprovementDecision:
         """Skip payload searches and sessions with neither events nor the irrelevant mark; otherwise a task
-        is pending for the session (the one already pending, if any: never two)."""
+        is pending for the session (the one already pending, if any: never two). Scheduling is open after the
+        export too (tasks are not in datasets); a task of an exported batch expires with it (contract 13.6)."""
         session = self._sessions.stored(session_id)
         if session.is_payload_search:
             return self._skipped(session_id, "payload_search")
         if not session.is_irrelevant and not self._storage.events.exist_for(session_id):
             return self._skipped(session_id, "no_events")
         task = StoredTask(session_id, session.batch_id, session.session_number, "pending", self._clock())
-        if self._storage.tasks.put_pending(task):
+        if self._storage.tasks.put_pending(task, self._late_writes.task_expiry(session.batch_id)):
             self._telemetry.count("SessionsScheduled")
         else:
             pending = self._storage.tasks.get(session_id)

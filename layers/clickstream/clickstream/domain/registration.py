@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from clickstream.domain.context import Context
 from clickstream.domain.numbering import NumberBlocks
+from clickstream.domain.pseudonyms import user_key
 from clickstream.domain.rules import InputRules, Search
 from clickstream.errors import ConflictError, SessionNotFound, TimestampOutsideWindow
 from clickstream.models import NewSession, Registration
@@ -52,10 +53,12 @@ class Registrar:
         self._clock = context.clock
         self._sleep = context.sleep
         self._releaser = releaser
+        self._user_ids = context.user_ids
         self._rules = InputRules(context.settings)
         self._numbers = NumberBlocks(context.settings.number_block_max, context.settings.number_block_ms, context.clock)
 
     def register(self, new: NewSession) -> Registration:
+        new = self._user_ids.at_the_door(new)  # pseudonymised (contract 17) before it is checked or stored
         now = self._clock()
         try:
             search = self._rules.search(new, now)
@@ -74,7 +77,8 @@ class Registrar:
                 return self._follow_claim(search, claimed)
             place = self._number()
         token = uuid.uuid4().hex
-        if not self._storage.claims.claim(search.session_id, token, now, place):
+        key = None if search.user_id is None else user_key(search.user_id)
+        if not self._storage.claims.claim(search.session_id, token, now, place, key):
             claim = self._storage.claims.get(search.session_id)
             if claim is None or claim.claim_token != token or claim.place is None:
                 self._numbers.give_back(place)

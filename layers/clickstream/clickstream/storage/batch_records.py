@@ -33,6 +33,7 @@ def _dataset(item: Item) -> Dataset:
         event_count=optional_n(item, "exported_events"),
         parts=optional_n(item, "exported_parts"),
         metrics=optional_s(item, "metrics"),
+        fenced_at=optional_n(item, "fenced_at"),
         judgments=optional_s(item, "judgments"),
         click_model=optional_s(item, "click_model"),
     )
@@ -102,16 +103,17 @@ class BatchRecords:
         return [batch_record(item) for item in items[:limit]], len(items) > limit
 
     def claim_export(self, batch_id: str, claim: Dataset, stale_before: int) -> BatchRecord | None:
-        """Make `claim.export_id` the batch's export (status exporting, its start and event cut-off), unless
-        the dataset is exported or another export holds it (one started after `stale_before`); repeatable
-        by the same export. None when not taken."""
+        """Make `claim.export_id` the batch's export (status exporting, its start), unless the dataset is
+        exported or another export holds it (one started after `stale_before`); repeatable by the same export.
+        The first export also fences the batch (`fenced_at`, never changed again: contract 13.5), and its
+        cut-off `events_until` is that fence. None when not taken."""
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key=batch_key(batch_id),
             UpdateExpression=(
-                "SET dataset_status = :exporting, export_id = :export, "
-                "export_started_at = :started, events_until = :until"
+                "SET dataset_status = :exporting, export_id = :export, export_started_at = :started, "
+                "fenced_at = if_not_exists(fenced_at, :until), events_until = if_not_exists(fenced_at, :until)"
             ),
             ConditionExpression=(
                 "attribute_exists(session_count) AND (attribute_not_exists(dataset_status) "

@@ -1,14 +1,16 @@
 """SessionIdsTable: the claim that makes a session_id register once, and the place it registered in.
 
-DynamoDB calls: GetItem, PutItem, UpdateItem on SessionIdsTable.
+DynamoDB calls: GetItem, PutItem, UpdateItem on SessionIdsTable; Query on its sparse index by_user_key.
 """
 
 from __future__ import annotations
 
 from clickstream.records import Claim, Place
-from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
+from clickstream.storage.plumbing import Dynamo, Item, is_live, n, optional_n, optional_s, s
 
 _REGISTERED = "registered"
+# Sparse and KEYS_ONLY: only claims with a user_key are in it, each costing one index write unit, once.
+USER_INDEX = "by_user_key"
 
 
 def _claim(item: Item) -> Claim:
@@ -33,11 +35,14 @@ class Claims:
         self._dynamo = dynamo
         self._table = table
 
-    def claim(self, session_id: str, token: str, now: int, place: Place) -> bool:
+    def claim(self, session_id: str, token: str, now: int, place: Place, user_key: str | None = None) -> bool:
         """Claim a session_id for one registration, with the place it is numbered for; False when it is
         claimed already. The place is in the claim before the session is written, so a retry that takes
-        the claim over finishes there and a session_id never lands in two places."""
-        item = {
+        the claim over finishes there and a session_id never lands in two places. An expired claim (its
+        batch's retention ran out) is no claim: the session_id registers again, as a new session. The
+        user's key rides on the same put (no other request); later updates leave it, so the index is written
+        once."""
+        item: Item = {
             "session_id": s(session_id),
             "state": s("assigned"),
             "claim_token": s(token),
@@ -46,11 +51,28 @@ class Claims:
             "session_number": n(place.session_number),
             "shards": n(place.shards),
         }
-        return self._dynamo.put_new(self._table, item, "session_id")
+        if user_key is not None:
+            item["user_key"] = s(user_key)
+        return self._dynamo.put_new(self._table, item, "session_id", over_expired=True)
+
+    def user_sessions(self, user_key: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
+        request: Item = {
+            "TableName": self._table,
+            "IndexName": USER_INDEX,
+            "KeyConditionExpression": "user_key = :key",
+            "ExpressionAttributeValues": {":key": s(user_key)},
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {"user_key": s(user_key), "session_id": s(after)}
+        # One more than asked tells whether there is a next page without another request.
+        found = [item["session_id"]["S"] for item in self._dynamo.query(request, limit + 1)]
+        page = found[:limit]
+        return page, (page[-1] if len(found) > limit else None)
 
     def get(self, session_id: str) -> Claim | None:
+        """The live claim (an expired one is gone, whether or not TTL has deleted it yet)."""
         item = self._dynamo.get(self._table, {"session_id": s(session_id)})
-        return None if item is None else _claim(item)
+        return _claim(item) if item is not None and is_live(item, self._dynamo.now_s()) else None
 
     def take_over(self, session_id: str, old_token: str, new_token: str, now: int) -> Claim | None:
         """Replace a stale claim (its registration crashed or stalled) with ours.
@@ -111,5 +133,6 @@ class Claims:
         )
         return response is not None
 
-    def expire(self, session_id: str, at_seconds: int) -> None:
-        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds)
+    def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None:
+        """The claim's time to live, if it still places the session in `batch_id` (not a later session)."""
+        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds, batch_id)

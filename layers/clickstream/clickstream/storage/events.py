@@ -5,6 +5,7 @@ DynamoDB calls: PutItem and Query on EventsTable; Query on its index by_created_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from clickstream.records import EventsRead, StoredEvent
@@ -34,7 +35,8 @@ class Events:
         self._table = table
 
     def put(self, session_id: str, event: StoredEvent) -> bool:
-        """Store an event once; False when its event_id is already stored for the session."""
+        """Store an event once; False when its event_id is already stored for the session. An expired event
+        (of an earlier session with this id, whose retention ran out) is replaced."""
         item: Item = {
             "session_id": s(session_id),
             "event_id": s(event.event_id),
@@ -45,7 +47,7 @@ class Events:
         }
         if event.meta is not None:
             item["meta"] = s(event.meta)
-        return self._dynamo.put_new(self._table, item, "event_id")
+        return self._dynamo.put_new(self._table, item, "event_id", over_expired=True)
 
     def first(self, session_id: str, limit: int) -> list[StoredEvent]:
         """The first `limit` events of a session in time order; reads no further than that."""
@@ -63,7 +65,7 @@ class Events:
             "ExpressionAttributeValues": {":session": s(session_id)},
             "ConsistentRead": True,
         }
-        events = [_event(item) for item in self._dynamo.query(request)]
+        events = [_event(item) for item in self._dynamo.query(self._dynamo.live_only(request))]
         return sorted(events, key=lambda event: chronological_key(event.created_at, event.event_id))
 
     def read(self, session_id: str, limit: int, after: str | None = None) -> EventsRead:
@@ -79,31 +81,30 @@ class Events:
         if after is not None:
             request["KeyConditionExpression"] += " AND chrono > :after"
             request["ExpressionAttributeValues"][":after"] = s(after)
-        events = [_event(item) for item in self._dynamo.query(request, total=max(limit, 0))]
+        events = [_event(item) for item in self._dynamo.query(self._dynamo.live_only(request), total=max(limit, 0))]
         last_key = chronological_key(events[-1].created_at, events[-1].event_id) if events else None
         return EventsRead(events, last_key if len(events) == limit else None)
 
     def exist_for(self, session_id: str) -> bool:
-        response = self._dynamo.call(
-            "query",
-            TableName=self._table,
-            KeyConditionExpression="session_id = :session",
-            ExpressionAttributeValues={":session": s(session_id)},
-            ProjectionExpression="event_id",
-            Limit=1,
-            ConsistentRead=True,
-        )
-        return bool(response.get("Items"))
+        """Whether the session has a live event (one Query, unless expired events of an earlier session with
+        this id come first)."""
+        return any(True for _ in self._live_ids(session_id, total=1))
 
     def ids(self, session_id: str) -> list[str]:
-        """The event ids of a session (keys only, on the table itself)."""
+        """The ids of a session's live events: an expired one is not given a new time to live."""
+        return list(self._live_ids(session_id))
+
+    def _live_ids(self, session_id: str, total: int | None = None) -> Iterator[str]:
+        """Keys only, on the table itself, strongly consistent."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "session_id = :session",
             "ExpressionAttributeValues": {":session": s(session_id)},
             "ProjectionExpression": "event_id",
+            "ConsistentRead": True,
         }
-        return [item["event_id"]["S"] for item in self._dynamo.query(request)]
+        for item in self._dynamo.query(self._dynamo.live_only(request), total=total):
+            yield item["event_id"]["S"]
 
     def expire(self, session_id: str, event_id: str, at_seconds: int) -> None:
         key = {"session_id": s(session_id), "event_id": s(event_id)}

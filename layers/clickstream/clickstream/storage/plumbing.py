@@ -7,7 +7,8 @@ botocore's retries is `StorageUnavailable`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -33,6 +34,9 @@ _UNAVAILABLE_CODES = frozenset(
     }
 )
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+# Retention (contract 13.6): an item past its time to live counts as gone, though DynamoDB's TTL may delete it
+# days later. Reads leave it out; a conditional put for a new item may replace it.
+LIVE = "(attribute_not_exists(expires_at) OR expires_at > :now_s)"
 
 
 def client_config(settings: Settings) -> Config:
@@ -82,11 +86,25 @@ def optional_n(item: Item, name: str) -> int | None:
     return int(attribute["N"]) if attribute else None
 
 
-class Dynamo:
-    """One DynamoDB client per container, safe to share between threads."""
+def wall_clock_s() -> int:
+    return int(time.time())
 
-    def __init__(self, client: DynamoDBClient) -> None:
+
+def is_live(item: Item | None, now_s: int) -> bool:
+    """The item exists and has not expired (LIVE, for an item already read)."""
+    if item is None:
+        return False
+    expires_at = optional_n(item, "expires_at")
+    return expires_at is None or expires_at > now_s
+
+
+class Dynamo:
+    """One DynamoDB client per container, safe to share between threads. `now_s` is the time TTL compares
+    `expires_at` with (epoch seconds): the wall clock, or a test's."""
+
+    def __init__(self, client: DynamoDBClient, now_s: Callable[[], int] = wall_clock_s) -> None:
         self._client = client
+        self.now_s = now_s
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -108,20 +126,40 @@ class Dynamo:
                 return None
             raise
 
-    def put_new(self, table: str, item: Item, key_attribute: str) -> bool:
-        """Put `item` unless an item with its key exists; False when one does."""
+    def put_new(self, table: str, item: Item, key_attribute: str, *, over_expired: bool = False) -> bool:
+        """Put `item` unless an item with its key exists (`over_expired`: a live one); False when one does."""
         condition = f"attribute_not_exists({key_attribute})"
-        return self.conditional("put_item", TableName=table, Item=item, ConditionExpression=condition) is not None
+        if not over_expired:
+            return self.conditional("put_item", TableName=table, Item=item, ConditionExpression=condition) is not None
+        response = self.conditional(
+            "put_item",
+            TableName=table,
+            Item=item,
+            ConditionExpression=f"{condition} OR expires_at <= :now_s",
+            ExpressionAttributeValues={":now_s": n(self.now_s())},
+        )
+        return response is not None
 
-    def expire(self, table: str, key: Item, key_attribute: str, at_seconds: int) -> None:
-        """Set the item's time to live (DynamoDB TTL deletes it after `at_seconds`); no item, no write."""
+    def live_only(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A Query request that leaves out expired items (LIVE)."""
+        values = {**request.get("ExpressionAttributeValues", {}), ":now_s": n(self.now_s())}
+        return {**request, "FilterExpression": LIVE, "ExpressionAttributeValues": values}
+
+    def expire(self, table: str, key: Item, key_attribute: str, at_seconds: int, batch_id: str | None = None) -> None:
+        """Set the item's time to live (DynamoDB TTL deletes it after `at_seconds`); no item (or, with
+        `batch_id`, none of that batch), no write."""
+        condition = f"attribute_exists({key_attribute})"
+        values = {":at": n(at_seconds)}
+        if batch_id is not None:
+            condition += " AND batch_id = :batch"
+            values[":batch"] = s(batch_id)
         self.conditional(
             "update_item",
             TableName=table,
             Key=key,
             UpdateExpression="SET expires_at = :at",
-            ConditionExpression=f"attribute_exists({key_attribute})",
-            ExpressionAttributeValues={":at": n(at_seconds)},
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
         )
 
     def get(self, table: str, key: Item) -> Item | None:

@@ -1,4 +1,4 @@
-"""The improvement tasks queue (contract 12): each pending task, sent to the worker's SQS queue.
+"""The improvement tasks queue (contract 9): each pending task, sent to the worker's SQS queue.
 
 SQS calls: SendMessage on the queue.
 """

@@ -18,7 +18,7 @@ from itertools import islice
 from typing import Any
 
 from clickstream.records import StoredTask, task_cursor
-from clickstream.storage.plumbing import Dynamo, Item, n, optional_n, optional_s, s
+from clickstream.storage.plumbing import LIVE, Dynamo, Item, is_live, n, optional_n, optional_s, s
 
 TASKS_BY_STATUS_INDEX = "tasks_by_status"
 TASK_BUCKETS = 16  # fixed: a task's bucket is part of its stored key
@@ -50,27 +50,38 @@ class Tasks:
         self._dynamo = dynamo
         self._table = table
 
-    def put_pending(self, task: StoredTask) -> bool:
-        """Make the session's task pending unless it already is. A completed task is replaced by the new one
-        (an update, not a put, so that a time to live set by retention stays)."""
+    def put_pending(self, task: StoredTask, expires_at: int | None) -> bool:
+        """Make the session's task pending unless it already is, with its time to live (None: none). A
+        completed task is replaced by the new one, and so is the task of an earlier session with this id
+        (another batch and number: expired with its batch, whether or not TTL has deleted it yet)."""
+        values: dict[str, Any] = {
+            ":batch": s(task.batch_id),
+            ":number": n(task.session_number),
+            ":pending": s("pending"),
+            ":requested": n(task.requested_at),
+            ":bucket": s(queue_bucket("pending", task.session_id)),
+            ":order": s(queue_order(task.requested_at, task.session_id)),
+        }
+        update = (
+            "SET batch_id = :batch, session_number = :number, #status = :pending, requested_at = :requested,"
+            " queue_bucket = :bucket, queue_order = :order"
+        )
+        if expires_at is None:
+            update += " REMOVE completed_at, #error, expires_at"
+        else:
+            update += ", expires_at = :expires REMOVE completed_at, #error"
+            values[":expires"] = n(expires_at)
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key={"session_id": s(task.session_id)},
-            UpdateExpression=(
-                "SET batch_id = :batch, session_number = :number, #status = :pending, requested_at = :requested,"
-                " queue_bucket = :bucket, queue_order = :order REMOVE completed_at, #error"
+            UpdateExpression=update,
+            ConditionExpression=(
+                "attribute_not_exists(session_id) OR #status <> :pending"
+                " OR batch_id <> :batch OR session_number <> :number"
             ),
-            ConditionExpression="attribute_not_exists(session_id) OR #status <> :pending",
             ExpressionAttributeNames={"#status": "status", "#error": "error"},
-            ExpressionAttributeValues={
-                ":batch": s(task.batch_id),
-                ":number": n(task.session_number),
-                ":pending": s("pending"),
-                ":requested": n(task.requested_at),
-                ":bucket": s(queue_bucket("pending", task.session_id)),
-                ":order": s(queue_order(task.requested_at, task.session_id)),
-            },
+            ExpressionAttributeValues=values,
         )
         return response is not None
 
@@ -89,7 +100,8 @@ class Tasks:
         if error is not None:
             update += ", #error = :error"
             values[":error"] = s(error)
-        condition = "#status = :pending"
+        condition = f"#status = :pending AND {LIVE}"
+        values[":now_s"] = n(self._dynamo.now_s())
         if requested_at is not None:
             condition += " AND requested_at = :requested_at"
             values[":requested_at"] = n(requested_at)
@@ -107,8 +119,9 @@ class Tasks:
         return None if response is None else stored_task(response["Attributes"])
 
     def get(self, session_id: str) -> StoredTask | None:
+        """The session's live task (an expired one is gone, whether or not TTL has deleted it yet)."""
         item = self._dynamo.get(self._table, {"session_id": s(session_id)})
-        return None if item is None else stored_task(item)
+        return stored_task(item) if item is not None and is_live(item, self._dynamo.now_s()) else None
 
     def oldest(self, status: str, limit: int, after: str | None) -> tuple[list[StoredTask], bool]:
         """Tasks of `status`, oldest first, after the cursor `after` (a queue_order); and whether more follow."""
@@ -129,7 +142,8 @@ class Tasks:
         if after is not None:
             request["KeyConditionExpression"] += " AND queue_order > :after"
             request["ExpressionAttributeValues"][":after"] = s(after)
-        return self._dynamo.query(request)
+        return self._dynamo.query(self._dynamo.live_only(request))
 
-    def expire(self, session_id: str, at_seconds: int) -> None:
-        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds)
+    def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None:
+        """The task's time to live, if it is one of `batch_id` (not of a later session with this id)."""
+        self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds, batch_id)

@@ -1,7 +1,9 @@
 """Exporting a released batch (contract 7.1-7.3, 14): plan, write the ranges (in parallel), judge, finish.
 
 * Plan: the export takes the batch (a conditional write on its record: one export at a time; the same
-  export again, as a redrive, keeps its start and its event cut-off), and cuts its numbers into ranges.
+  export again, as a redrive, keeps its start), fences it against late writes (contract 13.5: once, kept by
+  every later export), and cuts its numbers into ranges. The ranges are read only from `read_after`, the
+  fence plus WRITE_SETTLE_MS, when every write accepted before the fence is stored (domain/late_writes.py).
 * Ranges: each worker writes its parts, its share of the report and its judgment counts
   (`parts.RangeWriter`).
 * Judge: the counts merged, the click models fitted, the judgments written (`judging`, contract 14).
@@ -45,6 +47,10 @@ from clickstream.domain.ports import Lake
 from clickstream.errors import ExportNotReady, ExportRangeMissing, ExportSessionsMismatch
 from clickstream.records import BatchRecord, Dataset
 
+LATE_WRITES_RULE = (
+    "every event and irrelevant mark accepted for the batch's sessions before fenced_at is in the dataset, "
+    "whatever its created_at; later ones were refused (409). The parts were read after read_after."
+)
 STALE_EXPORT_MS = 24 * 3_600_000  # an export holding a batch this long is taken to have died
 MAX_RECORDED_METRICS_BYTES = 64_000  # the report on the batch record and in the event (the manifest has it all)
 
@@ -59,6 +65,7 @@ class ExportPlan:
     ranges: int = 0
     ranges_key: str | None = None
     skip_reason: str | None = None
+    wait_seconds: int = 0  # until job.read_after: the machine's WaitForAcceptedWrites
 
 
 class Exporter:
@@ -77,21 +84,19 @@ class Exporter:
         if record.dataset.status == "exported":
             return ExportPlan(record.batch_id, skip_reason="exported")
         now = self._context.clock()
-        again = record.dataset.export_id == export_id  # a redrive keeps its cut-off
-        claim = Dataset(
-            "exporting",
-            export_id,
-            started_at=record.dataset.started_at if again else now,
-            events_until=record.dataset.events_until if again else now,
-        )
+        again = record.dataset.export_id == export_id  # a redrive keeps its start
+        started_at = record.dataset.started_at if again else now
+        claim = Dataset("exporting", export_id, started_at=started_at, events_until=now)
         claimed = self._storage.batches.claim_export(record.batch_id, claim, now - STALE_EXPORT_MS)
         if claimed is None:
             return ExportPlan(record.batch_id, skip_reason="another export holds it")
         ranges = number_ranges(release.last_number, self._context.settings.export_range_sessions)
         ranges_key = f"{work_folder(record.batch_id)}/ranges.json"
         self._lake.put_bytes(ranges_key, range_list(ranges))
-        job = ExportJob(record.batch_id, release_id, export_id, release.shards, claimed.dataset.events_until or now)
-        return ExportPlan(record.batch_id, job, len(ranges), ranges_key)
+        fenced_at = claimed.dataset.fenced_at or now
+        read_after = fenced_at + self._context.settings.write_settle_ms
+        job = ExportJob(record.batch_id, release_id, export_id, release.shards, fenced_at, read_after)
+        return ExportPlan(record.batch_id, job, len(ranges), ranges_key, wait_seconds=_seconds_until(read_after, now))
 
     def write_range(self, job: ExportJob, number_range: NumberRange) -> dict[str, Any]:
         summary = RangeWriter(self._context, self._lake, job, number_range).write()
@@ -136,13 +141,19 @@ class Exporter:
             "manifest": self._lake.uri(manifest_key(job.batch_id)),
             "parts": len(parts),
             "expires_at": expiry_of(exported_at, self._context.settings.retention_days),
+            # Tasks scheduled on a stale "not exported" land before this; then the items get their expiry.
+            "expire_after": exported_at + self._context.settings.write_settle_ms,
+            "wait_seconds": _seconds_until(exported_at + self._context.settings.write_settle_ms, exported_at),
         }
 
     def expire_range(self, job: ExportJob, number_range: NumberRange, at_seconds: int) -> dict[str, Any]:
-        """Retention (contract 7.6): the range's items expire at `at_seconds`; only once the dataset exists."""
+        """Retention (contract 7.6, 13.6): the range's items expire at `at_seconds`; only once the dataset exists,
+        and WRITE_SETTLE_MS after it was recorded (a task scheduled later carries its expiry itself)."""
         record = self._storage.batches.get(job.batch_id)
-        if record is None or record.dataset.status != "exported":
+        if record is None or record.dataset.status != "exported" or record.dataset.exported_at is None:
             raise ExportNotReady(f"batch {job.batch_id} has no dataset yet: its items are kept")
+        if self._context.clock() < record.dataset.exported_at + self._context.settings.write_settle_ms:
+            raise ExportNotReady(f"batch {job.batch_id}: tasks scheduled before its export was known may be landing")
         return Retention(self._context).expire_range(job, number_range, at_seconds)
 
     def fail(self, batch_id: str, export_id: str) -> None:
@@ -192,6 +203,11 @@ def _pairs(path: Path) -> Iterator[tuple[str, int]]:
     yield from ((text, count) for text, count in _lines(path))
 
 
+def _seconds_until(at_ms: int, now_ms: int) -> int:
+    """Whole seconds (a Wait state's unit) from now until `at_ms`, rounded up."""
+    return max(0, -(-(at_ms - now_ms) // 1000))
+
+
 def _manifest(
     job: ExportJob, record: BatchRecord, exported_at: int, parts: list[dict[str, Any]], metrics: dict[str, Any]
 ) -> dict[str, Any]:
@@ -202,6 +218,11 @@ def _manifest(
         "released_at": record.released_at,
         "exported_at": exported_at,
         "events_until": job.events_until,
+        "late_writes": {
+            "rule": LATE_WRITES_RULE,
+            "fenced_at": job.events_until,
+            "read_after": job.read_after,
+        },
         "session_count": sum(part["sessions"] for part in parts),
         "event_count": sum(part["events"] for part in parts),
         "format": FORMAT,

@@ -35,6 +35,7 @@ from clickstream.domain.datasets.metrics import PartAggregate
 from clickstream.domain.judgments.counting import JudgmentCounter
 from clickstream.domain.ports import Lake
 from clickstream.domain.shards import sessions_after
+from clickstream.errors import ExportNotReady
 from clickstream.records import StoredEvent, StoredSession
 from clickstream.views import render_session
 
@@ -49,7 +50,8 @@ class ExportJob:
     release_id: str
     export_id: str
     shards: int
-    events_until: int  # events created after this are not in the dataset
+    events_until: int  # the fence: writes accepted before it are in the dataset, later ones were refused
+    read_after: int = 0  # the fence plus WRITE_SETTLE_MS: no range is read before (contract 13.5)
 
 
 @dataclass
@@ -78,6 +80,8 @@ class RangeWriter:
     parts: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self) -> dict[str, Any]:
+        if self.context.clock() < self.job.read_after:
+            raise ExportNotReady(f"batch {self.job.batch_id} is read from {self.job.read_after}: writes may be landing")
         with tempfile.TemporaryDirectory(prefix="export-") as work:
             folder = Path(work)
             current: _OpenPart | None = None
@@ -103,8 +107,8 @@ class RangeWriter:
             all_events = self.context.fanout.map(
                 lambda session: self.context.storage.events.all(session.session_id), chunk
             )
-            for session, events in zip(chunk, all_events, strict=True):
-                yield session, [event for event in events if event.created_at <= self.job.events_until]
+            # Every stored event, whatever its created_at: all were accepted before the fence (contract 13.5).
+            yield from zip(chunk, all_events, strict=True)
 
     def _sessions(self) -> Iterator[StoredSession]:
         stream = sessions_after(

@@ -1,9 +1,11 @@
 """Retention (contract 7.6): once a batch's dataset exists, its items in DynamoDB get a time to live.
 
-Only after the manifest is written (the export's last step) does a range's worker set `expires_at` on the
-items of its numbers: the slots (sessions and tombstones), and for each session its claim, its events and
-its improvement task. DynamoDB's TTL then deletes them, free of charge, after RETENTION_DAYS. The batch and
-release records stay, so the batch's history (and its report) can still be read.
+Only after the manifest is written (the export's last step), and WRITE_SETTLE_MS later, does a range's
+worker set `expires_at` on the items of its numbers: the slots (sessions and tombstones), and for each
+session its claim, its events and its improvement task. No event or mark is written after the export
+(the fence refuses them) and a task scheduled later carries its expiry (domain/late_writes.py), so every
+item of the batch expires (contract 13.6). DynamoDB's TTL then deletes them, free of charge, after
+RETENTION_DAYS. The batch and release records stay, so the batch's history (and its report) can still be read.
 """
 
 from __future__ import annotations
@@ -38,10 +40,17 @@ class Retention:
         return {"range": number_range.index, "slots": len(slots)}
 
     def _expire(self, job: ExportJob, slot: Slot, at_seconds: int) -> None:
-        self._storage.sessions.expire(Place(job.batch_id, slot.session_number, job.shards), at_seconds)
-        if slot.session_id is None:
+        """The claim last: once it expires the session_id may register again, by then its old events and task
+        have expired too (so a new session never sees them, contract 13.6), even after a crash half-way."""
+        place = Place(job.batch_id, slot.session_number, job.shards)
+        session_id = slot.session_id
+        claim = None if session_id is None else self._storage.claims.get(session_id)
+        if session_id is None or claim is None or claim.place is None or claim.place.batch_id != job.batch_id:
+            # A tombstone; or a redrive long after, finding the id expired or registered again: not ours.
+            self._storage.sessions.expire(place, at_seconds)
             return
-        self._storage.claims.expire(slot.session_id, at_seconds)
-        self._storage.tasks.expire(slot.session_id, at_seconds)
-        for event_id in self._storage.events.ids(slot.session_id):
-            self._storage.events.expire(slot.session_id, event_id, at_seconds)
+        self._storage.tasks.expire(session_id, job.batch_id, at_seconds)
+        for event_id in self._storage.events.ids(session_id):
+            self._storage.events.expire(session_id, event_id, at_seconds)
+        self._storage.sessions.expire(place, at_seconds)
+        self._storage.claims.expire(session_id, job.batch_id, at_seconds)
