@@ -211,14 +211,10 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
             lap("paging")
     finally:
         env.close()
+    load = (settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"])
     standalone: dict[str, tuple[str, Callable[[], Any]]] = {
         "deployed": ("cold start as deployed", lambda: coldstart_deployed.measure(settings["deployed_rounds"])),
-        "throughput": (
-            "throughput",
-            lambda: throughput.registrations(
-                settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
-            ),
-        ),
+        "throughput": ("throughput", lambda: throughput.registrations(*load)),
         "export": (
             "export throughput and memory (dynalite)",
             lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
