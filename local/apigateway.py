@@ -16,7 +16,8 @@ LOCAL_ACCOUNT_ID = "123456789012"
 
 @dataclass(frozen=True)
 class HttpResult:
-    """A function's answer to an HTTP event: status, lower-cased headers and the parsed JSON body."""
+    """A function's answer to an HTTP event: status, lower-cased headers and the parsed JSON body (any other
+    content type: its text)."""
 
     status: int
     headers: dict[str, str]
@@ -100,4 +101,5 @@ def http_result(result: Mapping[str, Any]) -> HttpResult:
     body = result.get("body") or ""
     if result.get("isBase64Encoded"):
         body = base64.b64decode(body).decode("utf-8")
-    return HttpResult(int(result.get("statusCode", 200)), headers, json.loads(body) if body else None)
+    parsed = json.loads(body) if body and "json" in headers.get("content-type", "application/json") else body or None
+    return HttpResult(int(result.get("statusCode", 200)), headers, parsed)

@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
+import subprocess  # nosec B404 - runs the packaged Lambda runtime, fixed arguments
 import threading
 import time
 from dataclasses import dataclass, field
@@ -74,7 +74,7 @@ def lambda_variables(
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
-        "AWS_SESSION_TOKEN": "local",
+        "AWS_SESSION_TOKEN": "local",  # nosec B105 - the embedded AWS's local credentials
         "AWS_XRAY_DAEMON_ADDRESS": around.xray_address,
         "_AWS_XRAY_DAEMON_ADDRESS": around.xray_address.split(":")[0],
         "_AWS_XRAY_DAEMON_PORT": around.xray_address.split(":")[1],
@@ -123,7 +123,7 @@ class LambdaInstance:
         scratch.mkdir(parents=True, exist_ok=True)
         environment = lambda_variables(self._package, self.function_id, self.api.address, self._around)
         self.started_at = time.monotonic()
-        process = subprocess.Popen(  # noqa: S603 - the packaged runtime, fixed arguments
+        process = subprocess.Popen(  # noqa: S603 # nosec B603 - the packaged runtime, fixed arguments
             [*_without_privileges(), str(self._package.python), "-m", "awslambdaric", environment["_HANDLER"]],
             cwd=self._package.task_roots[self.function_id],
             env=environment,

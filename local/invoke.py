@@ -76,8 +76,10 @@ def main(argv: list[str]) -> int:
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         ensure_tables(dynamodb_client(dynamodb), local_table_names())
         ensure_queues(boto3.session.Session().client("sqs", endpoint_url=endpoint))
+        from local import least_privilege
         from local.harness import LocalFunctions
 
+        least_privilege.install()  # a call outside the function's policy fails as in AWS
         try:
             result = LocalFunctions(instances_per_function=1).invoke(function_id, event)
         except Exception as error:  # as Lambda reports a function error

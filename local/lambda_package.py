@@ -20,7 +20,7 @@ import os
 import platform
 import shutil
 import stat
-import subprocess
+import subprocess  # nosec B404 - pip and compileall, fixed arguments
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def _digest(layer_source: Path, interpreter: Path) -> str:
 
 
 def _run(*command: str | Path) -> None:
-    subprocess.run([str(part) for part in command], check=True, capture_output=True, timeout=600)  # noqa: S603
+    subprocess.run([str(part) for part in command], check=True, capture_output=True, timeout=600)  # noqa: S603 # nosec B603
 
 
 def _build(target: Path, layer_source: Path, interpreter: Path) -> None:

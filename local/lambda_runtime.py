@@ -8,7 +8,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, LifoQueue
@@ -19,6 +21,19 @@ from local.template import layer_paths, load_template
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 _module_counter = itertools.count()
+
+# The function whose code runs here (each Lambda function has its own role; locally all share a process):
+# what local/least_privilege.py checks a call against. None outside every function.
+running_function: ContextVar[str | None] = ContextVar("running_function", default=None)
+
+
+@contextmanager
+def running_as(function_id: str) -> Iterator[None]:
+    token = running_function.set(function_id)
+    try:
+        yield
+    finally:
+        running_function.reset(token)
 
 
 def put_layers_on_path() -> None:
@@ -90,7 +105,8 @@ class FunctionInstances:
     def invoke(self, event: Any) -> Any:
         instance = self._acquire()
         try:
-            return instance(event, LambdaContext(function_name=self.function_id))
+            with running_as(self.function_id):
+                return instance(event, LambdaContext(function_name=self.function_id))
         finally:
             self._idle.put(instance)
 

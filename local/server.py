@@ -23,6 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from local import least_privilege
 from local.apigateway import http_api_event
 from local.automation import LocalAutomation
 from local.docs_page import DOCS_PATH, swagger_page
@@ -205,6 +206,7 @@ def main() -> None:
 
     from local.openapi import generate
 
+    least_privilege.install()  # a call outside a function's policy fails here as in AWS
     credentials = LocalCredentials.from_environment()
     api = LocalApi(LocalFunctions(), openapi_document=generate(), credentials=credentials)
     base_url = f"http://{host}:{port}"

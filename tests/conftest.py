@@ -20,6 +20,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from local import least_privilege
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws, dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
@@ -40,6 +41,8 @@ for _name, _value in {
     "POWERTOOLS_SERVICE_NAME": "clickstream",
 }.items():
     os.environ.setdefault(_name, _value)
+# Every AWS call a function makes is checked against its policy in template.yaml (local/least_privilege.py).
+least_privilege.install()
 
 from clickstream import runtime  # noqa: E402 - after the settings Powertools reads at import
 from clickstream.service import Clickstream  # noqa: E402
@@ -47,6 +50,9 @@ from clickstream.settings import Settings  # noqa: E402
 from clickstream.storage import Storage  # noqa: E402
 from clickstream.storage.plumbing import Dynamo, new_client  # noqa: E402
 from local.harness import LocalFunctions  # noqa: E402
+from tests.support.privilege import domain_calls_run_as_their_functions  # noqa: E402
+
+domain_calls_run_as_their_functions()
 
 
 @pytest.fixture(scope="session")

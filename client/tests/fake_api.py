@@ -89,6 +89,7 @@ class FakeApi:
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self.scripted: dict[str, list[ScriptedResponse]] = {}
+        self.report_pages: dict[str, str] = {}  # batch_id -> its page, once "exported"
         self.iam_credentials: tuple[str, str] | None = None
         self.clock_offset_seconds = 0.0  # how far ahead the server's clock runs, to make signatures stale
         self.sessions: dict[str, JSONObject] = {}
@@ -162,7 +163,8 @@ class FakeApi:
             status, payload, headers = self._answer(request, environ, raw_body, body)
             recorded.status = status
         if isinstance(payload, str):
-            response = Response(payload, status=status, headers=headers, content_type="text/plain")
+            kind = "text/html; charset=utf-8" if payload.startswith("<!DOCTYPE html>") else "text/plain"
+            response = Response(payload, status=status, headers=headers, content_type=kind)
         else:
             response = Response(json.dumps(payload), status=status, headers=headers, content_type="application/json")
         return response(environ, start_response)
@@ -279,6 +281,13 @@ class FakeApi:
     def get_batch(self, query: dict[str, str], body: Any) -> JSONObject:
         return self._batch(query.get("batch_id", "")).view()
 
+    def get_report(self, query: dict[str, str], body: Any) -> str:
+        batch_id = query.get("batch_id", "")
+        self._batch(batch_id)
+        if batch_id not in self.report_pages:
+            raise not_found(f"Batch with id={batch_id} has no report: its dataset is not exported yet")
+        return self.report_pages[batch_id]
+
     def list_batches(self, query: dict[str, str], body: Any) -> JSONObject:
         limit = int(query.get("limit", "20"))
         newest_first = list(reversed(self.batches))
@@ -376,7 +385,7 @@ class FakeApi:
         raise not_found(f"Batch with id={batch_id} not found")
 
 
-Route = Callable[[FakeApi, dict[str, str], Any], JSONObject]
+Route = Callable[[FakeApi, dict[str, str], Any], JSONObject | str]
 
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/session"): FakeApi.register_session,
@@ -388,6 +397,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/improvement/tasks"): FakeApi.list_tasks,
     ("POST", "/batch/release"): FakeApi.release,
     ("GET", "/batch"): FakeApi.get_batch,
+    ("GET", "/batch/report"): FakeApi.get_report,
     ("GET", "/batches"): FakeApi.list_batches,
     ("GET", "/batch/sessions"): FakeApi.batch_sessions,
 }

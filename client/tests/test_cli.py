@@ -443,3 +443,37 @@ def test_the_client_does_not_import_the_services_code() -> None:
     )
 
     assert result.stdout == "[]\n"
+
+
+def test_report_writes_the_page_and_opens_it_when_asked(
+    url: str, api: FakeApi, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = api.add_batch(2, release_id="r1")
+    page = "<!DOCTYPE html><html><body>\u2615 report</body></html>"
+    api.report_pages[batch_id] = page
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    out_file = tmp_path / "page.html"
+
+    status, out, err = run(capsys, "--url", url, "report", batch_id, "--out", str(out_file), "--open")
+
+    assert status == 0
+    assert out == ""
+    assert out_file.read_text(encoding="utf-8") == page
+    assert f"report written to {out_file}" in err
+    assert opened == [out_file.resolve().as_uri()]
+
+
+def test_report_of_a_batch_not_exported_is_an_api_error_and_writes_nothing(
+    url: str, api: FakeApi, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = api.add_batch(2, release_id="r1")
+    folder = tmp_path / "here"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+
+    status, _, err = run(capsys, "--url", url, "report", batch_id)
+
+    assert status == 1
+    assert "not exported yet" in err
+    assert list(folder.iterdir()) == []

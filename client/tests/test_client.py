@@ -222,3 +222,18 @@ def test_a_trailing_slash_on_the_base_url_is_harmless(url: str, api: FakeApi) ->
     with Client(url + "/") as client:
         assert client.get_batch("b-0001")["batch_id"] == "b-0001"
     assert api.requests[-1].path == "/batch"
+
+
+PAGE = "<!DOCTYPE html><html><body><p>caf\u00e9 \u2615 &lt;script&gt;</p></body></html>"
+
+
+def test_get_report_returns_the_page_as_text_and_not_found_until_exported(client: Client, api: FakeApi) -> None:
+    batch_id = api.add_batch(2, release_id="r1")
+    with pytest.raises(NotFound, match="not exported yet"):
+        client.get_report(batch_id)
+    api.report_pages[batch_id] = PAGE
+
+    assert client.get_report(batch_id) == PAGE
+    assert api.requests_to("/batch/report")[-1].query == {"batch_id": batch_id}
+    with pytest.raises(NotFound, match="Batch with id=b-none not found"):
+        client.get_report("b-none")

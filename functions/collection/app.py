@@ -7,7 +7,15 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
+from clickstream.api import (
+    build_resolver,
+    digits_query,
+    error_responses,
+    json_response,
+    lambda_entry,
+    log_keys,
+    ok_response,
+)
 from clickstream.models import (
     PRINTABLE,
     EventsAdded,
@@ -60,7 +68,7 @@ def mark_irrelevant(request: Annotated[SessionRef, Body()]) -> IrrelevantMark:
 )
 def get_session(
     session_id: Annotated[str, Query(min_length=1, max_length=256, pattern=PRINTABLE, examples=["sess-abc123"])],
-    events_limit: Annotated[int, Query(ge=0, le=1000)] = 1000,
+    events_limit: Annotated[int, digits_query(ge=0, le=1000)] = 1000,
 ) -> Response[Any]:
     log_keys(session_id=session_id)
     return json_response(200, get_service().session_json(session_id, events_limit))

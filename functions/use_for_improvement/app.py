@@ -9,7 +9,15 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from clickstream.api import build_resolver, error_responses, json_response, lambda_entry, log_keys, ok_response
+from clickstream.api import (
+    build_resolver,
+    digits_query,
+    error_responses,
+    json_response,
+    lambda_entry,
+    log_keys,
+    ok_response,
+)
 from clickstream.models import ImprovementDecision, ImprovementTask, SessionRef, TaskCompletion, TaskList
 from clickstream.records import TASK_CURSOR_PATTERN
 from clickstream.runtime import get_service
@@ -46,7 +54,7 @@ def complete_task(request: Annotated[TaskCompletion, Body()]) -> ImprovementTask
 )
 def tasks(
     status: Annotated[Literal["pending", "done", "failed"], Query()] = "pending",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, digits_query(ge=1, le=1000)] = 100,
     after: Annotated[
         str | None,
         Query(max_length=46, pattern=TASK_CURSOR_PATTERN, examples=["1700000000000#9f86d081884c7d659a2feaa0c55ad015"]),

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from clickstream.service import Clickstream
-from local.apigateway import HttpResult, route_event
+from tests.integration.conftest import Get
 from tests.support.datasets import run_export
 from tests.support.domain import new_session
-
-Get = Callable[..., HttpResult]
-
-
-@pytest.fixture
-def get(invoke_http: Callable[[str, dict[str, Any]], HttpResult]) -> Get:
-    def call(path: str, **query: str) -> HttpResult:
-        return invoke_http("BatchSessionsFunction", route_event(f"GET {path}", query=query or None))
-
-    return call
 
 
 def test_a_batch_moves_from_collecting_to_released_to_exported(get: Get, service: Clickstream) -> None:
@@ -56,6 +44,9 @@ def test_a_batch_moves_from_collecting_to_released_to_exported(get: Get, service
         "session_count": 1,
         "event_count": 0,
         "parts": 1,
+        "report": released["dataset"]["manifest"]
+        .replace("sessions/", "reports/")
+        .replace("manifest.json", "report.html"),
     }
     assert exported["metrics"]["sessions"] == 1
     assert (exported["click_model"]["sessions"], exported["click_model"]["impressions"]) == (1, 2)  # 2 results

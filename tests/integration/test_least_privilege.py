@@ -13,7 +13,7 @@ import pytest
 from clickstream import runtime
 from clickstream.storage.plumbing import Dynamo
 from local.apigateway import HttpResult
-from tests.support import load_event, new_session_body
+from tests.support import load_event, new_session_body, sample_event
 from tests.support.policies import EXPECTED_GRANTS
 
 # --- the calls the handlers really make are within their policies --------------------------------
@@ -122,15 +122,13 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     run("CollectionFunction", with_body("register_session", new_session_body("sess-next")))  # opens a batch
     clicks = {"session_id": "sess-next", "events": [{"event_id": "e-next", "object_id": "shoe-17"}]}
     run("CollectionFunction", with_body("add_events", clicks))
-    listing = copy.deepcopy(load_event("batch_sessions"))
-    listing["rawPath"] = "/batches"
-    listing["requestContext"]["http"]["path"] = "/batches"
-    listing["queryStringParameters"] = {}
-    run("BatchSessionsFunction", listing)
+    run("BatchSessionsFunction", sample_event("list_batches", query={}))
     recorder.function = "BatchReleaseFunction"
-    assert invoke("BatchReleaseFunction", {"release_id": "release-direct"})["session_count"] == 1
+    direct = invoke("BatchReleaseFunction", {"release_id": "release-direct"})
+    assert direct["session_count"] == 1
     recorder.function = "ExportFunction"
-    export_with_retention(invoke, lake_dir, "release-direct")
+    export_with_retention(invoke, lake_dir, "release-direct")  # with the report page (earlier releases)
+    run("BatchSessionsFunction", sample_event("get_report", query={"batch_id": direct["batch_id"]}))
     recorder.function = "OutboxFunction"  # Lambda reads its streams; a replay reads the records
     replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [batch_id], "session_ids": ["sess-abc123"]}})
     assert replayed == {batch_id: ["BatchReleased"], "sess-abc123": []}  # its task is done: not sent again

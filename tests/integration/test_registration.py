@@ -12,6 +12,7 @@ from clickstream.models import NewEvent
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
+from local.lambda_runtime import running_as
 from tests.support import now_ms
 from tests.support.domain import all_sessions, click, hand_out_number, new_session, unmarked_session
 
@@ -89,12 +90,13 @@ def test_a_session_written_by_a_registration_that_stopped_there_is_usable(
     assert service.register(new_session("sess-stopped")).session_number == place.session_number
 
 
-def test_a_retry_that_breaks_another_rule_is_refused_even_for_a_registered_session(service: Clickstream) -> None:
-    """Only a stale timestamp is forgiven on a retry (the client sent it long ago); any other broken rule is
-    the body's fault and answered as such, registered or not."""
-    service.register(new_session("sess-kept"))
+def test_a_retry_that_breaks_another_rule_returns_the_first_registration(service: Clickstream) -> None:
+    """The first registration stands whatever body a repeat carries (contract 3.1); the same body for a new
+    session_id is refused, naming the field."""
+    first = service.register(new_session("sess-kept"))
+    assert service.register(new_session("sess-kept", search_meta={"score": float("inf")})) == first
     with pytest.raises(InvalidField, match="search_meta"):
-        service.register(new_session("sess-kept", search_meta={"score": float("inf")}))
+        service.register(new_session("sess-new", search_meta={"score": float("inf")}))
 
 
 def test_a_slot_found_empty_after_a_refused_write_is_a_conflict_not_a_loop(
@@ -124,7 +126,8 @@ def test_a_retry_that_moves_out_of_a_batch_being_settled_closes_the_slot_it_leav
     def during_settle_grace(_seconds: float) -> None:
         outcome["acknowledged"] = retrying.register(new_session("sess-x"))
         # The stalled registration wakes: its slot is closed, its claim is the retry's: it answers that.
-        outcome["stalled"] = stalled.registrar._place(search, "stalled", place)
+        with running_as("CollectionFunction"):  # its own invocation, inside the release's wait
+            outcome["stalled"] = stalled.registrar._place(search, "stalled", place)
 
     long_grace = settings.model_copy(update={"release_settle_grace_ms": 60_000})
     release = Clickstream(storage, long_grace, sleep=during_settle_grace).release("release-settling")

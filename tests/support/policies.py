@@ -29,7 +29,8 @@ USER_ID_KEY = "UserIdKeySecret"
 #     complete it (conditional updates), get it; list tasks (Query on the sharded status index); with
 #     retention, the session's batch record (a task of an exported batch expires with it).
 #   BatchSessions: shard pages (Query), first events (index Query), batch record and pointer reads (shard
-#     counts, GET /batch), the batches listing (index Query, GET /batches).
+#     counts, GET /batch), the batches listing (index Query, GET /batches), the report page got from the
+#     lake under reports/ (GET /batch/report).
 #   BatchRelease: release record and pointer (get/seal/unseal/delete), bind release, batch record and count,
 #     settle: slots (Query), tombstones (conditional put, then a read of the slot when it is taken).
 #   Outbox: PutEvents on the bus (storage/bus.py); SendMessage to its dead-letter queue (the stream's
@@ -38,7 +39,8 @@ USER_ID_KEY = "UserIdKeySecret"
 #   Export: release and batch records (get, claim/finish/fail updates), shard pages and each session's events
 #     (Query on the table); retention reads each session's claim and sets expires_at (UpdateItem) on slots,
 #     claims, events and tasks;
-#     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/.
+#     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/;
+#     the report page: earlier releases from the batches listing (index Query), the page put under reports/.
 EXPECTED_GRANTS: dict[str, Grants] = {
     "CollectionFunction": {
         "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
@@ -61,6 +63,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         EVENTS_BY_TIME: {"dynamodb:Query"},
         "BatchesTable": {"dynamodb:GetItem"},
         BATCHES_BY_ID: {"dynamodb:Query"},
+        "DatasetBucket/reports/*": {"s3:GetObject"},
     },
     "BatchReleaseFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
@@ -82,6 +85,8 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "DatasetBucket/sessions/*": {"s3:PutObject", "s3:AbortMultipartUpload"},
         "DatasetBucket/judgments/*": {"s3:PutObject", "s3:AbortMultipartUpload"},
         "DatasetBucket/exports/*": {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"},
+        BATCHES_BY_ID: {"dynamodb:Query"},
+        "DatasetBucket/reports/*": {"s3:PutObject"},
     },
 }
 

@@ -17,6 +17,7 @@ import requests
 from clickstream import runtime
 from local.dynamodb import EmbeddedAws, local_table_names
 from local.server import MAX_BODY_BYTES
+from local.template import ROOT
 from tests.conftest import local_functions, serve_locally, use_fresh_tables
 from tests.support import new_session_body, unique
 
@@ -100,6 +101,24 @@ def test_a_session_bigger_than_one_dynamodb_item_is_413_and_not_stored(api: str,
     assert "session" in body["message"]
     assert "too large" in body["message"]
     refused(http.get(f"{api}/session", params={"session_id": session_id}, timeout=TIMEOUT), 404)
+
+
+def test_a_repeated_registration_returns_the_first_whatever_the_repeat_carries(
+    api: str, http: requests.Session
+) -> None:
+    first = register(http, api, session_id=unique("again"), search_query="first")
+    session_id = first["session_id"]
+    oversized = [{"object_id": f"obj-{n}", "meta": {"note": "x" * 400}} for n in range(1000)]  # a 413 if new
+    repeats = [
+        new_session_body(session_id, search_results=oversized),
+        new_session_body(session_id, search_query="second", created_at=1),  # outside the time window
+        new_session_body(session_id, search_query="third", is_payload_search=True),
+    ]
+    for repeat in repeats:
+        response = http.post(f"{api}/session", json=repeat, timeout=TIMEOUT)
+        assert (response.status_code, response.json()) == (200, first)
+    stored = http.get(f"{api}/session", params={"session_id": session_id}, timeout=TIMEOUT).json()
+    assert (stored["search_query"], len(stored["search_results"]), stored["is_payload_search"]) == ("first", 2, False)
 
 
 def test_a_session_just_under_the_item_limit_is_stored_and_read_back_whole(api: str, http: requests.Session) -> None:
@@ -431,6 +450,37 @@ def test_out_of_range_query_numbers_are_422(
 ) -> None:
     params = {"batch_id": "b-any", **query}
     refused(http.get(f"{api}/batch/sessions", params=params, timeout=TIMEOUT), 422, field)
+
+
+def integer_query_parameters() -> list[tuple[str, str]]:
+    """(path, name) of every integer query parameter of the API (docs/openapi.json)."""
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    return [
+        (path, parameter["name"])
+        for path, operations in document["paths"].items()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and parameter["schema"].get("type") == "integer"
+    ]
+
+
+REQUIRED_QUERY = {"/batch/sessions": {"batch_id": "b-any"}, "/session": {"session_id": "sess-any"}}
+
+
+def test_every_integer_query_parameter_is_found() -> None:
+    assert {name for _, name in integer_query_parameters()} == {"after_number", "limit", "events_limit"}
+    assert len(integer_query_parameters()) == 6
+
+
+@pytest.mark.parametrize("value", ["1_0", " 5", "5 ", "+5", "\u0665", "5\n", "0x5"], ids=repr)
+@pytest.mark.parametrize(("path", "name"), integer_query_parameters())
+def test_query_integers_are_plain_ascii_digits_or_422_naming_the_parameter(
+    api: str, http: requests.Session, path: str, name: str, value: str
+) -> None:
+    params = {**REQUIRED_QUERY.get(path, {}), name: value}
+    refused(http.get(f"{api}{path}", params=params, timeout=TIMEOUT), 422, name)
+    params[name] = "5"  # the same number in plain digits is taken
+    assert http.get(f"{api}{path}", params=params, timeout=TIMEOUT).status_code in (200, 404)
 
 
 def test_repeated_query_parameters_are_422_not_a_crash(api: str, http: requests.Session) -> None:

@@ -23,19 +23,20 @@ def _module_name(path: Path) -> str:
 DOMAIN_MODULES = sorted(_module_name(path) for path in DOMAIN.rglob("*.py"))
 BOTO_FREE = ["clickstream.records", "clickstream.views", "clickstream.models", *DOMAIN_MODULES]
 
-# Refuses boto3 and botocore outright, then imports the module and names anything of theirs it loaded.
+# Refuses boto3 and botocore (and the report page's template engine, which only clickstream.pages may
+# load, on its first page) outright, then imports the module and names anything of theirs it loaded.
 PROBE = """
 import importlib.abc, sys
 
 class NoAws(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("boto3", "botocore"):
+        if name.split(".")[0] in ("boto3", "botocore", "jinja2", "markupsafe"):
             raise ImportError(f"{name} is not importable here")
         return None
 
 sys.meta_path.insert(0, NoAws())
 import {module}
-print(sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore")))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore", "jinja2", "markupsafe")))
 """
 
 

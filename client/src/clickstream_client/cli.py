@@ -7,9 +7,11 @@ import io
 import itertools
 import json
 import os
+import re
 import sys
 import tempfile
 import textwrap
+import webbrowser
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, as_completed
@@ -208,6 +210,18 @@ def _add_reading_commands(commands: _Commands) -> None:
     )
     batch.add_argument("batch_id", metavar="BATCH_ID", help="the batch to show")
 
+    report = commands.add(
+        "report",
+        run_report,
+        "Save an exported batch's report page (HTML)",
+        "The page of the batch's export: headline metrics against the previous release, click positions, "
+        "queries to look at, experiments, trend. One self-contained file; --open shows it in the browser.",
+        "  clickstream --url http://127.0.0.1:3000 report b-1700000000000-0123456789ab --out report.html --open",
+    )
+    report.add_argument("batch_id", metavar="BATCH_ID", help="an exported batch (see `clickstream batches`)")
+    report.add_argument("--out", metavar="FILE", help="write the page to FILE (default: report-BATCH_ID.html)")
+    report.add_argument("--open", action="store_true", help="open the written page in the web browser")
+
     batches = commands.add(
         "batches",
         run_batches,
@@ -320,6 +334,16 @@ def run_judgments(client: Client, args: argparse.Namespace) -> int:
 
 def run_batch(client: Client, args: argparse.Namespace) -> int:
     _print_json(client.get_batch(args.batch_id))
+    return EXIT_OK
+
+
+def run_report(client: Client, args: argparse.Namespace) -> int:
+    page = client.get_report(args.batch_id)
+    path = Path(args.out or f"report-{re.sub(r'[^A-Za-z0-9._-]', '_', args.batch_id)}.html")
+    path.write_text(page, encoding="utf-8")
+    print(f"report written to {path}", file=sys.stderr)
+    if args.open:
+        webbrowser.open(path.resolve().as_uri())
     return EXIT_OK
 
 

@@ -129,6 +129,11 @@ class Client:
         """A batch's status, release, dataset and quality metrics."""
         return self._request("GET", "/batch", query={"batch_id": batch_id})
 
+    def get_report(self, batch_id: str) -> str:
+        """The exported batch's report page (HTML text: self-contained, open it in any browser); NotFound
+        until the batch has an exported dataset."""
+        return self._send("GET", "/batch/report", query={"batch_id": batch_id}, accept="text/html").text
+
     def list_batches(self, *, page_size: int = 20) -> Iterator[JSONObject]:
         """Every batch, newest first (the collecting one, if any, first), fetched ``page_size`` at a time."""
         return self._follow_next("/batches", {"limit": page_size}, "batches", "before")
@@ -185,11 +190,33 @@ class Client:
     def _request(
         self, method: str, path: str, *, query: Mapping[str, str | int] | None = None, body: Any = None
     ) -> JSONObject:
+        response = self._send(method, path, query=query, body=body)
+        try:
+            parsed: Any = response.json()
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ClickstreamError(
+                f"expected a JSON object from {method} {path}, got: {response.text[:200]!r}",
+                status=response.status_code,
+            )
+        return parsed
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        accept: str = "application/json",
+    ) -> requests.Response:
+        """The response of a successful call; an error answer raised as its ClickstreamError."""
         url = self.base_url + path
         if query:
             # RFC 3986 encoding (%20, not +): the form SigV4 signs and API Gateway checks.
             url += "?" + urlencode(query, quote_via=quote)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         data = None
         if body is not None:
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -202,18 +229,13 @@ class Client:
             raise ConnectionFailed(
                 f"cannot reach {self.base_url}: {_reason(error)} (after {1 + self.max_retries} attempts)"
             ) from error
-        try:
-            parsed: Any = response.json()
-        except ValueError:
-            parsed = None
         if response.status_code >= 400:
+            try:
+                parsed: Any = response.json()
+            except ValueError:
+                parsed = None
             raise error_for_response(response.status_code, parsed, response.text, attempts=1 + self.max_retries)
-        if not isinstance(parsed, dict):
-            raise ClickstreamError(
-                f"expected a JSON object from {method} {path}, got: {response.text[:200]!r}",
-                status=response.status_code,
-            )
-        return parsed
+        return response
 
 
 def _reason(error: requests.RequestException) -> str:

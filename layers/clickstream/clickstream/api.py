@@ -16,8 +16,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BeforeValidator
 
 from clickstream.codec import parse_body
 from clickstream.errors import (
@@ -28,6 +30,7 @@ from clickstream.errors import (
     InvalidField,
     NoCollectingBatch,
     PayloadTooLarge,
+    ReportNotFound,
     SessionNotFound,
     StorageUnavailable,
     TaskCompletedOtherwise,
@@ -37,11 +40,28 @@ from clickstream.models import ErrorBody, ValidationErrorBody
 from clickstream.observability import PowertoolsTelemetry, logger, metrics, traced_section, tracer
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def _ascii_digits(value: Any) -> Any:
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in ASCII decimal digits, like 10")
+    return value
+
+
+def digits_query(**constraints: Any) -> Any:
+    """`Query(**constraints)` for an integer parameter: ASCII decimal digits only (pydantic's lax int also
+    takes "1_0", " 5", "5 " and "+5"). The check runs before the bounds, which stay documented as such."""
+    query = Query(**constraints)
+    query.metadata.append(BeforeValidator(_ascii_digits))
+    return query
+
+
 _telemetry = PowertoolsTelemetry()
 
 _STATUS: dict[type[ClickstreamError], HTTPStatus] = {
     SessionNotFound: HTTPStatus.NOT_FOUND,
     BatchNotFound: HTTPStatus.NOT_FOUND,
+    ReportNotFound: HTTPStatus.NOT_FOUND,
     TaskNotFound: HTTPStatus.NOT_FOUND,
     TaskCompletedOtherwise: HTTPStatus.CONFLICT,
     NoCollectingBatch: HTTPStatus.NOT_FOUND,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,4 +32,8 @@ class Fanout:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="fanout")
-        return list(self._pool.map(function, items))
+        # Each call runs in a copy of the caller's context: context variables (Powertools' thread-safe log
+        # keys, the request's) follow the work into the pool, as they would if it ran inline.
+        pool = self._pool
+        futures = [pool.submit(contextvars.copy_context().run, function, value) for value in items]
+        return [future.result() for future in futures]

@@ -23,6 +23,12 @@ class BatchNotFound(ClickstreamError):
         self.batch_id = batch_id
 
 
+class ReportNotFound(ClickstreamError):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"Batch with id={batch_id} has no report: its dataset is not exported yet")
+        self.batch_id = batch_id
+
+
 class TaskNotFound(ClickstreamError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"No improvement task for session with id={session_id}")

@@ -84,6 +84,7 @@ class DatasetView(BaseModel):
     event_count: int | None
     parts: int | None
     judgments: JudgmentsFile | None  # null for datasets exported before judgments were written
+    report: str | None = None  # the report page's URI (contract 16), once exported
 
 
 class BatchView(BaseModel):

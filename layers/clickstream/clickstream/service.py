@@ -17,7 +17,7 @@ from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.late_writes import LateWrites
 from clickstream.domain.paging import Pager
-from clickstream.domain.ports import KeySource, Lake, Stores
+from clickstream.domain.ports import KeySource, Lake, ReportPages, Stores
 from clickstream.domain.pseudonyms import UserIds
 from clickstream.domain.registration import Registrar
 from clickstream.domain.release import Releaser
@@ -36,6 +36,7 @@ from clickstream.models import (
     TaskCompletion,
     TaskList,
 )
+from clickstream.pages import JinjaReportPages
 from clickstream.reports import BatchList, BatchView
 from clickstream.settings import Settings
 from clickstream.storage.lake import lake_from_settings
@@ -51,6 +52,7 @@ class Clickstream:
         telemetry: Telemetry | None = None,
         fanout: Fanout | None = None,
         lake: Lake | None = None,
+        pages: ReportPages | None = None,
         clock: Clock = now_ms,
         sleep: Callable[[float], None] = time.sleep,
         user_id_key: KeySource | None = None,
@@ -75,7 +77,7 @@ class Clickstream:
         self.lake = lake or lake_from_settings(settings)
         self.batches = BatchDirectory(context, self.lake)
         self.pager = Pager(context, self.batches)
-        self.exporter = Exporter(context, self.lake)
+        self.exporter = Exporter(context, self.lake, pages or JinjaReportPages())
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)
@@ -110,6 +112,9 @@ class Clickstream:
 
     def batch(self, batch_id: str) -> BatchView:
         return self.batches.view(batch_id)
+
+    def report_page(self, batch_id: str) -> bytes:
+        return self.batches.report_page(batch_id)
 
     def list_batches(self, limit: int, before: str | None) -> BatchList:
         return self.batches.newest(limit, before)

@@ -11,9 +11,9 @@ import re
 import threading
 
 from clickstream.domain.context import Context
-from clickstream.domain.datasets.layout import judgments_key, manifest_key
+from clickstream.domain.datasets.layout import judgments_key, manifest_key, report_key
 from clickstream.domain.ports import Lake
-from clickstream.errors import BatchNotFound
+from clickstream.errors import BatchNotFound, ReportNotFound
 from clickstream.records import BatchRecord, Pointer, recorded
 from clickstream.reports import BatchList, BatchView, ClickModel, DatasetView, JudgmentsFile, QualityReport
 
@@ -43,6 +43,16 @@ class BatchDirectory:
         """`GET /batch`: the batch, its dataset and its report."""
         record, pointer = self._find(batch_id)
         return self._released(record) if record is not None else _collecting(pointer, batch_id)
+
+    def report_page(self, batch_id: str) -> bytes:
+        """`GET /batch/report`: the exported batch's page; ReportNotFound until the dataset exists."""
+        record, _ = self._find(batch_id)
+        page = None
+        if record is not None and record.dataset.status == "exported":
+            page = self._lake.get_bytes(report_key(batch_id))
+        if page is None:
+            raise ReportNotFound(batch_id)
+        return page
 
     def newest(self, limit: int, before: str | None) -> BatchList:
         """`GET /batches`: newest first; the collecting batch first on the first page."""
@@ -86,6 +96,7 @@ class BatchDirectory:
                 event_count=dataset.event_count if exported else None,
                 parts=dataset.parts if exported else None,
                 judgments=self._judgments(record) if exported else None,
+                report=self._lake.uri(report_key(record.batch_id)) if exported else None,
             ),
             metrics=QualityReport.model_validate(json.loads(dataset.metrics)) if exported and dataset.metrics else None,
             click_model=_click_model(dataset.click_model) if exported else None,

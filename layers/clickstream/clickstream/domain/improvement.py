@@ -33,7 +33,9 @@ class Improvement:
         """Skip payload searches and sessions with neither events nor the irrelevant mark; otherwise a task
         is pending for the session (the one already pending, if any: never two). Scheduling is open after the
         export too (tasks are not in datasets); a task of an exported batch expires with it (contract 13.6)."""
-        session = self._sessions.stored(session_id)
+        # UseForImprovementFunction may not write the session-ids table: scheduling leaves a missing mark
+        # of the registration to the collection routes (docs/protocol.md, Registration).
+        session = self._sessions.stored(session_id, complete_registration=False)
         if session.is_payload_search:
             return self._skipped(session_id, "payload_search")
         if not session.is_irrelevant and not self._storage.events.exist_for(session_id):

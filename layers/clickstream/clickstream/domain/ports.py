@@ -12,7 +12,7 @@ exception; `PointerStore.next_block` raises `PointerUnavailable`, and a store th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -161,6 +161,13 @@ class KeySource(Protocol):
     """The key user ids are pseudonymised with (contract 17): the stack's secret, read once per container."""
 
     def key(self) -> bytes: ...
+
+
+class ReportPages(Protocol):
+    """Renders an export's report page (contract 16): from its manifest and the earlier exported releases,
+    newest first, each `{"batch_id", "release_id", "released_at", "metrics"}`. HTML, UTF-8."""
+
+    def render(self, manifest: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> bytes: ...
 
 
 class Bus(Protocol):

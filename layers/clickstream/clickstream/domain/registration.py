@@ -23,7 +23,7 @@ from clickstream.domain.context import Context
 from clickstream.domain.numbering import NumberBlocks
 from clickstream.domain.pseudonyms import user_key
 from clickstream.domain.rules import InputRules, Search
-from clickstream.errors import ConflictError, SessionNotFound, TimestampOutsideWindow
+from clickstream.errors import ConflictError, InvalidField, PayloadTooLarge, SessionNotFound
 from clickstream.models import NewSession, Registration
 from clickstream.records import Claim, Place, Pointer, PointerUnavailable, StoredSession
 
@@ -62,9 +62,10 @@ class Registrar:
         now = self._clock()
         try:
             search = self._rules.search(new, now)
-        except TimestampOutsideWindow:
-            # A client retrying long after its first call (its created_at now outside the window) gets
-            # that first registration back rather than a 422. Any other broken rule is refused as such.
+        except (InvalidField, PayloadTooLarge):
+            # The first registration stands whatever the repeat carries (contract 3.1): a client retrying
+            # long after its first call (created_at now outside the window), or with a body too large to
+            # store, gets it back rather than a 422 or 413. A new session_id is refused as such.
             registered = registration_of(self._storage.claims.get(new.session_id))
             if registered is None:
                 raise
@@ -94,14 +95,8 @@ class Registrar:
         A session already written to its slot counts as registered even if its registration stopped before
         saying so (it is in the batch); that last step is completed here. SessionNotFound otherwise.
         """
-        claim = self._storage.claims.get(session_id)
-        place = None if claim is None else claim.place
-        if claim is None or place is None:
-            raise SessionNotFound(session_id)
+        claim, place = self._registered(session_id)
         if not claim.is_registered:
-            occupant = self._storage.sessions.get_slot(place)
-            if occupant is None or occupant.session_id != session_id:
-                raise SessionNotFound(session_id)
             self._storage.claims.mark_registered(session_id, place)
             self._telemetry.rare(
                 "RegistrationsCompletedOnRead",
@@ -111,6 +106,23 @@ class Registrar:
                 session_number=place.session_number,
             )
         return place
+
+    def locate(self, session_id: str) -> Place:
+        """The place of a registered session, as `confirm` finds it, without completing a missing mark:
+        for a function whose role may not write the session-ids table (scheduling). The mark is left to
+        the next collection read or retried registration; the session is in its batch either way."""
+        return self._registered(session_id)[1]
+
+    def _registered(self, session_id: str) -> tuple[Claim, Place]:
+        claim = self._storage.claims.get(session_id)
+        place = None if claim is None else claim.place
+        if claim is None or place is None:
+            raise SessionNotFound(session_id)
+        if not claim.is_registered:
+            occupant = self._storage.sessions.get_slot(place)
+            if occupant is None or occupant.session_id != session_id:
+                raise SessionNotFound(session_id)
+        return claim, place
 
     def _follow_claim(self, search: Search, claim: Claim | None) -> Registration:
         """Someone claimed this session_id (`claim`, as just read): return their registration, or finish it

@@ -47,9 +47,11 @@ class Sessions:
         events = self._storage.events.first(session_id, events_limit)
         return render_session(session, events, with_batch_id=True)
 
-    def stored(self, session_id: str) -> StoredSession:
-        """A registered session as stored; SessionNotFound when there is none."""
-        session = self._storage.sessions.get_session(self._registrar.confirm(session_id))
+    def stored(self, session_id: str, *, complete_registration: bool = True) -> StoredSession:
+        """A registered session as stored; SessionNotFound when there is none. Without
+        `complete_registration`, a registration that stopped before its mark is not completed (no write)."""
+        confirm = self._registrar.confirm if complete_registration else self._registrar.locate
+        session = self._storage.sessions.get_session(confirm(session_id))
         if session is None:
             raise SessionNotFound(session_id)
         return session

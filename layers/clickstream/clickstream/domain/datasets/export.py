@@ -8,9 +8,9 @@
   (`parts.RangeWriter`).
 * Judge: the counts merged, the click models fitted, the judgments written (`judging`, contract 14).
 * Finish: every range's summary, merged into the report (sorted lists streamed together, never the
-  batch), the session count checked against the release's, then `manifest.json`, written last: the
-  dataset exists when its manifest does. Then the batch record says so, and that change announces the
-  export (BatchExported, through the outbox).
+  batch), the session count checked against the release's, the report page (report_page.py), then
+  `manifest.json`, written last: the dataset exists when its manifest does. Then the batch record says
+  so, and that change announces the export (BatchExported, through the outbox).
 
 A repeated export never duplicates a session: parts have fixed names per range and are replaced whole,
 and the manifest lists exactly the parts of this export.
@@ -42,8 +42,9 @@ from clickstream.domain.datasets.layout import (
 )
 from clickstream.domain.datasets.metrics import median_of_sorted, merge, report, top_queries
 from clickstream.domain.datasets.parts import ExportJob, RangeWriter
+from clickstream.domain.datasets.report_page import write_report
 from clickstream.domain.datasets.retention import Retention, expiry_of
-from clickstream.domain.ports import Lake
+from clickstream.domain.ports import Lake, ReportPages
 from clickstream.errors import ExportNotReady, ExportRangeMissing, ExportSessionsMismatch
 from clickstream.records import BatchRecord, Dataset
 
@@ -69,10 +70,11 @@ class ExportPlan:
 
 
 class Exporter:
-    def __init__(self, context: Context, lake: Lake) -> None:
+    def __init__(self, context: Context, lake: Lake, pages: ReportPages) -> None:
         self._context = context
         self._storage = context.storage
         self._lake = lake
+        self._pages = pages
 
     def plan(self, release_id: str, export_id: str) -> ExportPlan:
         """Take the released batch for this export and cut it into ranges; `skip` when there is nothing to
@@ -122,6 +124,7 @@ class Exporter:
         exported_at = self._context.clock()
         parts = [part for summary in summaries for part in summary["parts"]]
         manifest = {**_manifest(job, record, exported_at, parts, metrics), **judged}
+        manifest["report"] = write_report(self._storage, self._lake, self._pages, manifest)
         self._lake.put_bytes(manifest_key(job.batch_id), json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
         dataset = Dataset(
             "exported",

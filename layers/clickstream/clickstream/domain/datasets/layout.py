@@ -19,6 +19,11 @@ def manifest_key(batch_id: str) -> str:
     return f"{dataset_folder(batch_id)}/manifest.json"
 
 
+def report_key(batch_id: str) -> str:
+    """The batch's report page (contract 16): outside `sessions/`, which Athena reads whole."""
+    return f"reports/batch_id={batch_id}/report.html"
+
+
 def part_name(range_index: int, piece: int) -> str:
     """`part-00000.jsonl.gz` for a range's part; a range larger than one part continues in
     `part-00000-1.jsonl.gz`, `part-00000-2.jsonl.gz`, ..."""
