@@ -7,6 +7,7 @@ from typing import Any
 from bench.report_cost import cost_section
 from bench.report_deployed import deployed_section, deployed_summary_row
 from bench.report_export import export_section
+from bench.report_judgments import judgments_section, judgments_summary
 from bench.request_counts import Case, counts_table
 
 COLD_TARGET = 1.3
@@ -79,6 +80,8 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 _met(ratio <= PAGING_TARGET),
             ]
         )
+    if results.get("judgments"):
+        rows += judgments_summary(results["judgments"])
     return _table(["Target", "Goal", "Measured", "Status"], rows, "---|---|---|---")
 
 
@@ -424,6 +427,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
         lines += [*_throughput(results["throughput"]), ""]
     if results.get("export"):
         lines += [*export_section(results["export"], results.get("cost")), ""]
+    if results.get("judgments"):
+        lines += [*judgments_section(results["judgments"]), ""]
     if results.get("cost"):
         lines += [*cost_section(results["cost"], (before or {}).get("cost")), ""]
     if results.get("size"):

@@ -3,7 +3,8 @@
 Prints a summary and writes bench/results.json and bench/RESULTS.md. Not part of `make test`; the
 request counts it documents are checked there by tests/test_request_counts.py.
 
-    python -m bench.run [--quick] [--skip-build] [--only coldstart,deployed,overhead,counts,paging,throughput,...]
+    python -m bench.run [--quick] [--skip-build]
+        [--only coldstart,deployed,overhead,counts,paging,throughput,export,judgments,cost,size]
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ RESULTS_JSON = BENCH_DIR / "results.json"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 BEFORE_JSON = BENCH_DIR / "results-before.json"  # the run before the speed work, kept for comparison
 WORK = BENCH_DIR / ".work"
-SECTIONS = ("coldstart", "deployed", "overhead", "counts", "paging", "throughput", "export", "cost", "size")
+SECTIONS = (
+    "coldstart",
+    "deployed",
+    "overhead",
+    "counts",
+    "paging",
+    "throughput",
+    "export",
+    "judgments",
+    "cost",
+    "size",
+)
 COST_BEFORE_JSON = BENCH_DIR / "cost-before.json"  # the cost run before the scale work (3 writes a session)
 
 
@@ -44,6 +56,7 @@ def _settings(quick: bool) -> dict[str, Any]:
         "cost_sessions": 200 if quick else 1000,
         "export_sizes": [1000, 5000] if quick else [5000, 20000, 50000],
         "export_range_sessions": 20000,
+        "judgments_sizes": [20_000, 100_000] if quick else [100_000, 1_000_000],
     }
 
 
@@ -116,6 +129,15 @@ def _print_export(export: dict[str, Any]) -> None:
         print(f"  {int(size):>8,} sessions {figures}")
 
 
+def _print_judgments(judgments: dict[str, Any]) -> None:
+    print("\njudgments (one worker)   rows   CPU s  peak MB  exam err  PBM gap to truth")
+    for size, run in judgments["runs"].items():
+        print(
+            f"  {int(size):>9,} sessions {run['distinct_rows']:>9,} {run['cpu_s']:7.1f} {run['peak_rss_mb']:8.0f}"
+            f"  {run['examination_max_error']:8.4f}  {run['gap_to_truth']['pbm']:.4f}"
+        )
+
+
 def _print_cost(cost: dict[str, Any]) -> None:
     million = cost["per_million"]
     print(f"\ncost per million sessions: ${million['total']:.2f}")
@@ -139,6 +161,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
         "paging": _print_paging,
         "throughput": _print_throughput,
         "export": _print_export,
+        "judgments": _print_judgments,
         "cost": _print_cost,
         "size": _print_size,
     }
@@ -153,7 +176,7 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
     from bench.env import BenchEnv
 
     env = BenchEnv()  # first: the functions' environment, read by Powertools when the layer is imported
-    from bench import coldstart, coldstart_deployed, cost, export, paging, size, throughput, warm
+    from bench import coldstart, coldstart_deployed, cost, export, judgments, paging, size, throughput, warm
 
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"settings": settings, "section_seconds": {}}
@@ -188,18 +211,15 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
             lap("paging")
     finally:
         env.close()
+    load = (settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"])
     standalone: dict[str, tuple[str, Callable[[], Any]]] = {
         "deployed": ("cold start as deployed", lambda: coldstart_deployed.measure(settings["deployed_rounds"])),
-        "throughput": (
-            "throughput",
-            lambda: throughput.registrations(
-                settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
-            ),
-        ),
+        "throughput": ("throughput", lambda: throughput.registrations(*load)),
         "export": (
             "export throughput and memory (dynalite)",
             lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
         ),
+        "judgments": ("judgments on simulated batches", lambda: judgments.measure(settings["judgments_sizes"])),
         "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
         "size": ("build and sizes", lambda: size.build_sizes(run_build=run_build)),
     }
@@ -234,7 +254,17 @@ def main(argv: list[str] | None = None) -> int:
         if not cases:
             cases = [Case(**case) for case in previous.get("request_counts", [])]
             results.setdefault("request_counts", previous.get("request_counts", []))
-        for section in ("coldstart", "deployed", "overhead", "paging", "throughput", "export", "cost", "size"):
+        for section in (
+            "coldstart",
+            "deployed",
+            "overhead",
+            "paging",
+            "throughput",
+            "export",
+            "judgments",
+            "cost",
+            "size",
+        ):
             if section not in results and previous.get(section):
                 results[section] = previous[section]
                 kept.append(section)

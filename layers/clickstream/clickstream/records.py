@@ -104,6 +104,13 @@ class Dataset:
     parts: int | None = None
     metrics: str | None = None  # the quality report, JSON text
     fenced_at: int | None = None  # set once, by the first export: later writes are refused (contract 13.5)
+    judgments: str | None = None  # the judgments file's pairs, bytes and sha256, JSON text (contract 14.3)
+    click_model: str | None = None  # the fitted click models' summary, JSON text
+
+
+def recorded(document: str | None) -> bool:
+    """A JSON text attribute of a dataset holds something: absent, or "{}", on datasets exported before it."""
+    return document not in (None, "{}")
 
 
 @dataclass(frozen=True)

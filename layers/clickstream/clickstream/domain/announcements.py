@@ -6,7 +6,8 @@ streams (at least once, in order per item) and announces. So no release, export 
 without being announced, even if the function that made it crashed right after. Consumers dedupe.
 
 * `release#<id>` gains its `session_count` (the release is settled) -> BatchReleased on the bus.
-* `batch#<id>` reaches `dataset_status = exported` -> BatchExported, and the quality report as metrics.
+* `batch#<id>` reaches `dataset_status = exported` -> BatchExported (manifest, judgments), and the quality
+  report as metrics.
 * A task becomes `pending` (scheduled, or scheduled again after done/failed) -> its task object on the
   improvement tasks queue.
 """
@@ -18,12 +19,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clickstream.domain.datasets.layout import manifest_key
+from clickstream.domain.datasets.layout import judgments_key, manifest_key
 from clickstream.domain.improvement import task_view
 from clickstream.domain.ports import Bus, Lake, Queue, Stores
 from clickstream.domain.telemetry import Telemetry
 from clickstream.errors import BatchNotFound, TaskNotFound
-from clickstream.records import BatchChange, BatchRecord, ReleaseChange, StoredChange, StoredTask, TaskChange
+from clickstream.records import (
+    BatchChange,
+    BatchRecord,
+    ReleaseChange,
+    StoredChange,
+    StoredTask,
+    TaskChange,
+    recorded,
+)
 
 Image = Mapping[str, Any]  # a stream image as the stream carries it (storage decodes it)
 ChangeDecoder = Callable[[Image | None, Image | None], StoredChange]
@@ -60,11 +69,15 @@ def _release(release_id: str, batch_id: str, released_at: int, session_count: in
     return Announcement("BatchReleased", detail)
 
 
-def _export(release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any], metrics: str | None) -> Announcement:
+def _export(
+    release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any], metrics: str | None, *, judged: bool
+) -> Announcement:
+    """`judged`: the dataset has judgments (those exported before judgments were fitted have none)."""
     detail = {
         "release_id": release_id,
         "batch_id": batch_id,
         "manifest": lake.uri(manifest_key(batch_id)),
+        "judgments": lake.uri(judgments_key(batch_id)) if judged else None,
         "session_count": counts[0],
         "event_count": counts[1],
         "metrics": json.loads(metrics or "{}"),
@@ -87,7 +100,8 @@ def exported(change: StoredChange, lake: Lake) -> Announcement | None:
     if change.old is not None and change.old.dataset.status == "exported":
         return None
     new, dataset = change.new, change.new.dataset
-    return _export(new.release_id, new.batch_id, lake, (dataset.session_count, dataset.event_count), dataset.metrics)
+    counts = (dataset.session_count, dataset.event_count)
+    return _export(new.release_id, new.batch_id, lake, counts, dataset.metrics, judged=recorded(dataset.judgments))
 
 
 def task_pending(change: StoredChange) -> Announcement | None:
@@ -109,7 +123,8 @@ def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
     dataset = batch.dataset
     if dataset.status == "exported":
         counts = (dataset.session_count, dataset.event_count)
-        said.append(_export(batch.release_id, batch.batch_id, lake, counts, dataset.metrics))
+        judged = recorded(dataset.judgments)
+        said.append(_export(batch.release_id, batch.batch_id, lake, counts, dataset.metrics, judged=judged))
     return said
 
 

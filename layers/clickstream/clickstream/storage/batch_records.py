@@ -34,6 +34,8 @@ def _dataset(item: Item) -> Dataset:
         parts=optional_n(item, "exported_parts"),
         metrics=optional_s(item, "metrics"),
         fenced_at=optional_n(item, "fenced_at"),
+        judgments=optional_s(item, "judgments"),
+        click_model=optional_s(item, "click_model"),
     )
 
 
@@ -139,7 +141,8 @@ class BatchRecords:
             Key=batch_key(batch_id),
             UpdateExpression=(
                 "SET dataset_status = :exported, exported_at = :at, exported_sessions = :sessions, "
-                "exported_events = :events, exported_parts = :parts, #metrics = :metrics"
+                "exported_events = :events, exported_parts = :parts, #metrics = :metrics, "
+                "judgments = :judgments, click_model = :click_model"
             ),
             ConditionExpression="export_id = :export AND dataset_status IN (:exporting, :exported)",
             ExpressionAttributeNames={"#metrics": "metrics"},  # a reserved word
@@ -152,6 +155,8 @@ class BatchRecords:
                 ":events": n(dataset.event_count or 0),
                 ":parts": n(dataset.parts or 0),
                 ":metrics": s(dataset.metrics or "{}"),
+                ":judgments": s(dataset.judgments or "{}"),
+                ":click_model": s(dataset.click_model or "{}"),
             },
         )
         return response is not None
