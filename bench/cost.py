@@ -184,13 +184,15 @@ class Workload:
         return result
 
     def export(self, release_id: str, lake_dir: Path) -> None:
-        """The export machine's steps for the released batch: plan, each range, finish."""
-        name = "export (the batch: plan, ranges, finish)"
+        """The export machine's steps for the released batch: plan, each range, judge, finish."""
+        name = "export (the batch: plan, ranges, judge, finish)"
         plan = self.invoke(name, "ExportFunction", {"step": "plan", "release_id": release_id, "export_id": "cost"})
         time.sleep(max(0.0, plan["job"]["read_after"] / 1000 - time.time()))  # the machine's Wait state
         for number_range in json.loads((lake_dir / plan["ranges_key"]).read_text(encoding="utf-8")):
             self.invoke(name, "ExportFunction", {"step": "range", "job": plan["job"], "range": number_range})
-        self.invoke(name, "ExportFunction", {"step": "finish", "job": plan["job"], "ranges": plan["ranges"]})
+        judged = self.invoke(name, "ExportFunction", {"step": "judge", "job": plan["job"], "ranges": plan["ranges"]})
+        finish = {"step": "finish", "job": plan["job"], "ranges": plan["ranges"], "judged": judged}
+        self.invoke(name, "ExportFunction", finish)
 
     def run(self) -> None:
         batch_id = ""

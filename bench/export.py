@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.child import run_child
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
 from tests.support.processes import dynalite_server
@@ -139,7 +139,9 @@ def worker(release_id: str) -> dict[str, Any]:
         service.exporter.write_range(job, NumberRange(item["index"], item["first"], item["last"]))
     written = time.perf_counter()
     cpu_ranges = cpu_s() - cpu_before
-    finished = service.exporter.finish(job, plan.ranges)
+    judged = service.exporter.judge(job, plan.ranges)
+    judged_at = time.perf_counter()
+    finished = service.exporter.finish(job, plan.ranges, judged)
     done = time.perf_counter()
     manifest = json.loads((lake_dir / "sessions" / f"batch_id={job.batch_id}" / "manifest.json").read_text())
     return {
@@ -150,7 +152,8 @@ def worker(release_id: str) -> dict[str, Any]:
         "compressed_bytes": sum(part["bytes"] for part in manifest["parts"]),
         "plan_s": round(planned - started, 2),
         "ranges_s": round(written - planned, 2),
-        "finish_s": round(done - written, 2),
+        "judge_s": round(judged_at - written, 2),
+        "finish_s": round(done - judged_at, 2),
         "cpu_ms_per_1000_sessions": round(cpu_ranges * 1000 / manifest["session_count"] * 1000),
         "baseline_rss_mb": round(baseline_mb, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -186,16 +189,7 @@ def measure(sizes: list[int], range_sessions: int) -> dict[str, Any]:
 
 def _child(environment: dict[str, str], *arguments: str) -> Any:
     """`python -m bench.export ...` in a fresh process (its memory is the export's alone); its last line."""
-    child = subprocess.run(  # noqa: S603 - this interpreter, this module
-        [sys.executable, "-m", "bench.export", *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode:
-        raise RuntimeError(f"bench.export {' '.join(arguments)} failed:\n{child.stderr[-3000:]}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return run_child("bench.export", *arguments, environment=environment)
 
 
 def _main(command: str, argument: str) -> Any:

@@ -8,6 +8,7 @@ from bench.report_cost import cost_section
 from bench.report_deployed import deployed_section, deployed_summary_row
 from bench.report_experiments import experiments_section
 from bench.report_export import export_section
+from bench.report_judgments import judgments_section, judgments_summary
 from bench.request_counts import Case, counts_table
 
 COLD_TARGET = 1.3
@@ -80,6 +81,8 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 _met(ratio <= PAGING_TARGET),
             ]
         )
+    if results.get("judgments"):
+        rows += judgments_summary(results["judgments"])
     return _table(["Target", "Goal", "Measured", "Status"], rows, "---|---|---|---")
 
 
@@ -401,6 +404,15 @@ def _per_request(data: dict[str, Any] | None) -> str:
     return f"{figures[limit] / (int(limit) + 1):.2f} ms"
 
 
+def _later_sections(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if results.get("size"):
+        lines += [*_sizes(results["size"]), ""]
+    if results.get("experiments"):
+        lines += [*experiments_section(results["experiments"]), ""]
+    return lines
+
+
 def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[Case], environment: str) -> str:
     lines = [
         "# Benchmarks",
@@ -425,11 +437,10 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
         lines += [*_throughput(results["throughput"]), ""]
     if results.get("export"):
         lines += [*export_section(results["export"], results.get("cost")), ""]
+    if results.get("judgments"):
+        lines += [*judgments_section(results["judgments"]), ""]
     if results.get("cost"):
         lines += [*cost_section(results["cost"], (before or {}).get("cost")), ""]
-    if results.get("size"):
-        lines += [*_sizes(results["size"]), ""]
-    if results.get("experiments"):
-        lines += [*experiments_section(results["experiments"]), ""]
+    lines += _later_sections(results)
     lines += [*_changes(results, before), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -4,7 +4,7 @@ Prints a summary and writes bench/results.json and bench/RESULTS.md. Not part of
 request counts it documents are checked there by tests/test_request_counts.py.
 
     python -m bench.run [--quick] [--skip-build]
-        [--only coldstart,deployed,overhead,counts,paging,throughput,export,cost,size,experiments]
+        [--only coldstart,deployed,overhead,counts,paging,throughput,export,judgments,cost,size,experiments]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ SECTIONS = (
     "paging",
     "throughput",
     "export",
+    "judgments",
     "cost",
     "size",
     "experiments",
@@ -56,6 +57,7 @@ def _settings(quick: bool) -> dict[str, Any]:
         "cost_sessions": 200 if quick else 1000,
         "export_sizes": [1000, 5000] if quick else [5000, 20000, 50000],
         "export_range_sessions": 20000,
+        "judgments_sizes": [20_000, 100_000] if quick else [100_000, 1_000_000],
         "experiment_repeats": 60 if quick else 200,
     }
 
@@ -129,6 +131,15 @@ def _print_export(export: dict[str, Any]) -> None:
         print(f"  {int(size):>8,} sessions {figures}")
 
 
+def _print_judgments(judgments: dict[str, Any]) -> None:
+    print("\njudgments (one worker)   rows   CPU s  peak MB  exam err  PBM gap to truth")
+    for size, run in judgments["runs"].items():
+        print(
+            f"  {int(size):>9,} sessions {run['distinct_rows']:>9,} {run['cpu_s']:7.1f} {run['peak_rss_mb']:8.0f}"
+            f"  {run['examination_max_error']:8.4f}  {run['gap_to_truth']['pbm']:.4f}"
+        )
+
+
 def _print_cost(cost: dict[str, Any]) -> None:
     million = cost["per_million"]
     print(f"\ncost per million sessions: ${million['total']:.2f}")
@@ -159,6 +170,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
         "paging": _print_paging,
         "throughput": _print_throughput,
         "export": _print_export,
+        "judgments": _print_judgments,
         "cost": _print_cost,
         "size": _print_size,
         "experiments": _print_experiments,
@@ -172,24 +184,21 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
 
 def _standalone_sections(settings: dict[str, Any], run_build: bool) -> dict[str, tuple[str, Callable[[], Any]]]:
     """The sections that start their own servers or builds: label and measurement."""
-    from bench import coldstart_deployed, cost, experiments, export, size, throughput
+    from bench import coldstart_deployed, cost, experiments, export, judgments, size, throughput
 
+    load = (settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"])
     return {
         "deployed": ("cold start as deployed", lambda: coldstart_deployed.measure(settings["deployed_rounds"])),
-        "throughput": (
-            "throughput",
-            lambda: throughput.registrations(
-                settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"]
-            ),
-        ),
+        "throughput": ("throughput", lambda: throughput.registrations(*load)),
         "export": (
             "export throughput and memory (dynalite)",
             lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
         ),
+        "judgments": ("judgments on simulated batches", lambda: judgments.measure(settings["judgments_sizes"])),
         "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
         "size": ("build and sizes", lambda: size.build_sizes(run_build=run_build)),
         "experiments": (
-            "experiments: sessions for 80% power (simulated)",
+            "experiments: sessions for 80% power",
             lambda: experiments.measure(settings["experiment_repeats"]),
         ),
     }
@@ -199,7 +208,11 @@ def _measure(sections: list[str], settings: dict[str, Any], run_build: bool) -> 
     from bench.env import BenchEnv
 
     env = BenchEnv()  # first: the functions' environment, read by Powertools when the layer is imported
-    from bench import coldstart, paging, warm
+    from bench import (
+        coldstart,
+        paging,
+        warm,
+    )
 
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"settings": settings, "section_seconds": {}}
@@ -266,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if not cases:
             cases = [Case(**case) for case in previous.get("request_counts", [])]
             results.setdefault("request_counts", previous.get("request_counts", []))
-        kept_sections = ("coldstart", "deployed", "overhead", "paging", "throughput", "export", "cost", "size")
-        for section in (*kept_sections, "experiments"):
+        for section in (name for name in SECTIONS if name != "counts"):
             if section not in results and previous.get(section):
                 results[section] = previous[section]
                 kept.append(section)

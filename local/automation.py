@@ -1,8 +1,8 @@
 """What runs behind the API in AWS, run locally (contracts 7.5, 12): the outbox reading the batches and
 tasks tables' streams (tasks go to the embedded SQS queue), the bus's events logged one JSON line each,
 and each released batch exported as the export state machine does it (wait EXPORT_DELAY_SECONDS, plan,
-wait for the writes accepted before the fence, write the ranges in parallel, finish, expire the items when
-RETENTION_DAYS is set; on failure, let go).
+wait for the writes accepted before the fence, write the ranges in parallel, judge, finish, expire the items
+when RETENTION_DAYS is set; on failure, let go).
 
 Everything goes through the template's real functions and the embedded moto's real APIs: the outbox
 function puts its events on moto's EventBridge, a rule there delivers them to a queue, and this loop
@@ -103,7 +103,8 @@ class LocalAutomation:
         try:
             _sleep_until(plan["job"]["read_after"])  # the machine's WaitForAcceptedWrites
             self._each_range(ranges, {"step": "range", "job": plan["job"]})
-            finished = self._step({"step": "finish", "job": plan["job"], "ranges": plan["ranges"]})
+            judged = self._step({"step": "judge", "job": plan["job"], "ranges": plan["ranges"]})
+            finished = self._step({"step": "finish", "job": plan["job"], "ranges": plan["ranges"], "judged": judged})
         except Exception:
             log.exception("export of batch %s failed", released["batch_id"])
             self._step({"step": "fail", "batch_id": released["batch_id"], "export_id": export_id})

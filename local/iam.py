@@ -5,8 +5,9 @@ become the ARNs of the resources the functions reach locally: a table, queue, bu
 name the function's environment gives it (SESSIONS_TABLE, TASKS_QUEUE_URL, LAKE_BUCKET, EVENT_BUS_NAME),
 read at the time of the call, so a test that points LAKE_BUCKET at its own bucket is checked against it.
 An AWS call is `(action, resource ARN)` pairs (`requested`); each must be allowed by a statement and
-denied by none (`Policy.allows`). Conditions and SAM policy templates are not understood: they are
-refused rather than guessed.
+denied by none (`Policy.allows`). A statement under `!If` counts when its condition holds for the template
+parameters the environment sets (e.g. USER_ID_HASHING for UserIdHashing). IAM conditions and SAM policy
+templates are not understood: they are refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ _ARN_OF = {
     "AWS::DynamoDB::Table": "arn:{partition}:dynamodb:{region}:{account}:table/{name}",
     "AWS::SQS::Queue": "arn:{partition}:sqs:{region}:{account}:{name}",
     "AWS::S3::Bucket": "arn:{partition}:s3:::{name}",
+    # !Ref of a secret is its ARN: the environment carries it (USER_ID_HMAC_SECRET_ARN).
+    "AWS::SecretsManager::Secret": "{name}",
     FUNCTION: "arn:{partition}:lambda:{region}:{account}:function:{name}",
 }
 
@@ -55,9 +58,11 @@ def _variables_naming() -> dict[str, str]:
     blocks += [function["Properties"] for function in resources_of_type(template, FUNCTION).values()]
     naming: dict[str, str] = {}
     for block in blocks:
-        for variable, value in with_defaults(template, block.get("Environment", {}).get("Variables", {})).items():
-            if isinstance(value, Intrinsic) and value.name == "Ref":
-                naming.setdefault(value.value, variable)
+        for variable, value in block.get("Environment", {}).get("Variables", {}).items():
+            # `X: !If [C, !Ref Y, ...]` names Y where C holds
+            named = value.value[1] if isinstance(value, Intrinsic) and value.name == "Fn::If" else value
+            if isinstance(named, Intrinsic) and named.name == "Ref":
+                naming.setdefault(named.value, variable)
     return naming
 
 
@@ -147,6 +152,16 @@ def _statements(policies: Any, function_id: str) -> list[dict[str, Any]]:
     return statements
 
 
+def _parameters() -> dict[str, str]:
+    """The template parameters the environment sets (a variable that is `!Ref <parameter>`)."""
+    parameters = load_template().get("Parameters", {})
+    return {
+        name: os.environ[variable]
+        for name, variable in _variables_naming().items()
+        if name in parameters and variable in os.environ
+    }
+
+
 def function_policy(function_id: str) -> Policy:
     """The function's policy as it stands now (resource names from the current environment)."""
     names = tuple(os.environ.get(variable, "") for variable in _variables_naming().values())
@@ -157,7 +172,7 @@ def function_policy(function_id: str) -> Policy:
 def _policy(function_id: str, names: tuple[str, ...], at_region: str) -> Policy:
     """The policy with these resource names (the cache key: a test that renames a resource gets its own)."""
     template = load_template()
-    properties = with_defaults(template, template["Resources"][function_id]["Properties"])
+    properties = with_defaults(template, template["Resources"][function_id]["Properties"], _parameters())
     statements = []
     for statement in _statements(properties.get("Policies", []), function_id):
         if set(statement) - {"Sid", "Effect", "Action", "Resource"}:

@@ -89,7 +89,18 @@ def _states(operation: str, params: dict[str, Any]) -> Requested:
     return [(f"states:{operation}", str(arn))]
 
 
-_BY_SERVICE = {"dynamodb": _dynamodb, "s3": _s3, "sqs": _sqs, "events": _events, "stepfunctions": _states}
+def _secrets(operation: str, params: dict[str, Any]) -> Requested:
+    return [(f"secretsmanager:{operation}", str(params.get("SecretId") or "*"))]
+
+
+_BY_SERVICE = {
+    "dynamodb": _dynamodb,
+    "s3": _s3,
+    "sqs": _sqs,
+    "events": _events,
+    "stepfunctions": _states,
+    "secretsmanager": _secrets,
+}
 
 
 def requested(service: str, operation: str, params: dict[str, Any]) -> Requested:

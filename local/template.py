@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -98,37 +99,40 @@ def layer_paths(template: dict[str, Any]) -> list[Path]:
 _NO_VALUE = Intrinsic("Ref", "AWS::NoValue")
 
 
-def _condition(template: dict[str, Any], condition: Any) -> bool:
-    """A condition of the template, with parameters at their defaults (Fn::Equals, Fn::Not, named ones)."""
+def _condition(template: dict[str, Any], condition: Any, parameters: Mapping[str, str]) -> bool:
+    """A condition of the template, with parameters at `parameters` or their defaults (Fn::Equals, Fn::Not,
+    named ones)."""
     if isinstance(condition, str):
-        return _condition(template, template["Conditions"][condition])
+        return _condition(template, template["Conditions"][condition], parameters)
     if isinstance(condition, Intrinsic) and condition.name == "Fn::Not":
-        return not _condition(template, condition.value[0])
+        return not _condition(template, condition.value[0], parameters)
     if isinstance(condition, Intrinsic) and condition.name == "Fn::Equals":
-        left, right = (_parameter_default(template, side) for side in condition.value)
+        left, right = (_parameter_value(template, side, parameters) for side in condition.value)
         return str(left) == str(right)
     if isinstance(condition, Intrinsic) and condition.name == "Condition":
-        return _condition(template, condition.value)
+        return _condition(template, condition.value, parameters)
     raise ValueError(f"cannot evaluate condition {condition!r} locally")
 
 
-def _parameter_default(template: dict[str, Any], value: Any) -> Any:
+def _parameter_value(template: dict[str, Any], value: Any, parameters: Mapping[str, str]) -> Any:
     if isinstance(value, Intrinsic) and value.name == "Ref":
-        return template["Parameters"][value.value]["Default"]
+        return parameters.get(value.value, template["Parameters"][value.value]["Default"])
     return value
 
 
-def with_defaults(template: dict[str, Any], value: Any) -> Any:
-    """`value` with every `Fn::If` decided as the template's parameter defaults decide it (AWS::NoValue
-    leaves the member out)."""
+def with_defaults(template: dict[str, Any], value: Any, parameters: Mapping[str, str] | None = None) -> Any:
+    """`value` with every `Fn::If` decided as the template's parameters decide it: `parameters` where given,
+    their defaults otherwise (AWS::NoValue leaves the member out)."""
+    given = parameters or {}
     if isinstance(value, Intrinsic) and value.name == "Fn::If":
         condition, when_true, when_false = value.value
-        return with_defaults(template, when_true if _condition(template, condition) else when_false)
+        chosen = when_true if _condition(template, condition, given) else when_false
+        return with_defaults(template, chosen, given)
     if isinstance(value, list):
-        decided = [with_defaults(template, member) for member in value]
+        decided = [with_defaults(template, member, given) for member in value]
         return [member for member in decided if member != _NO_VALUE]
     if isinstance(value, dict):
-        fields = {key: with_defaults(template, member) for key, member in value.items()}
+        fields = {key: with_defaults(template, member, given) for key, member in value.items()}
         return {key: member for key, member in fields.items() if member != _NO_VALUE}
     return value
 

@@ -5,13 +5,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import botocore.session
 import pytest
+from botocore.stub import Stubber
 
 from fake_api import IAM_REGION, FakeApi, ServedApi
 
 ACCESS_KEY = "AKIDCLIENTTEST"
 SECRET_KEY = "client-test-secret"  # noqa: S105 (a made-up key the fake API accepts)
+
+
+def stubbed_client(service: str) -> tuple[Any, Stubber]:
+    """A botocore client of `service` with made-up credentials, and the stubber that answers for it
+    (activate it once its answers are added)."""
+    client = botocore.session.Session().create_client(
+        service, region_name=IAM_REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
+    )
+    return client, Stubber(client)
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,7 @@ class Batch:
     session_ids: list[str] = field(default_factory=list)
     release_id: str | None = None
     released_at: int | None = None
+    dataset: JSONObject | None = None  # set by `exported`
 
     def view(self) -> JSONObject:
         released = self.release_id is not None
@@ -77,8 +78,9 @@ class Batch:
             "release_id": self.release_id,
             "released_at": self.released_at,
             "session_count": len(self.session_ids) if released else None,
-            "dataset": None,
+            "dataset": self.dataset,
             "metrics": None,
+            "click_model": None,
         }
 
 
@@ -131,6 +133,19 @@ class FakeApi:
         if release_id is not None:
             self._release(release_id)
         return batch.batch_id
+
+    def exported(self, batch_id: str, judgments: JSONObject | None) -> None:
+        """The released batch's dataset is exported, with these judgments ({uri, pairs, bytes, sha256})."""
+        batch = self._batch(batch_id)
+        batch.dataset = {
+            "status": "exported",
+            "manifest": f"file:///lake/sessions/batch_id={batch_id}/manifest.json",
+            "exported_at": _now_ms(),
+            "session_count": len(batch.session_ids),
+            "event_count": 0,
+            "parts": 1,
+            "judgments": judgments,
+        }
 
     # WSGI
 

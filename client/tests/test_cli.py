@@ -13,10 +13,9 @@ from typing import Any
 
 import botocore.session
 import pytest
-from botocore.stub import Stubber
 
 from clickstream_client import Client, cli
-from conftest import ACCESS_KEY, SECRET_KEY
+from conftest import ACCESS_KEY, SECRET_KEY, stubbed_client
 from fake_api import IAM_REGION, FakeApi
 
 
@@ -356,10 +355,7 @@ def test_help_describes_and_gives_examples(command: list[str], capsys: pytest.Ca
 
 
 def stubbed_cloudformation(outputs: list[dict[str, str]] | None, *, error: str | None = None) -> Any:
-    client = botocore.session.Session().create_client(
-        "cloudformation", region_name=IAM_REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
-    )
-    stubber = Stubber(client)
+    client, stubber = stubbed_client("cloudformation")
     if error is not None:
         stubber.add_client_error("describe_stacks", "ValidationError", error, expected_params={"StackName": "cs"})
     else:

@@ -109,6 +109,7 @@ def test_list_batches_pages_newest_first_to_the_end(client: Client, api: FakeApi
         "session_count": 1,
         "dataset": None,
         "metrics": None,
+        "click_model": None,
     }
     assert [request.query.get("before") for request in api.requests_to("/batches")] == [None, "b-0004", "b-0002"]
 

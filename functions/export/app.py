@@ -1,6 +1,6 @@
-"""The export state machine's steps (contract 7.2, 7.6): plan a released batch's export, write one range of
-it (a Distributed Map item), finish it (report and manifest), expire a range's items once the dataset
-exists (retention), or mark the export failed.
+"""The export state machine's steps (contract 7.2, 7.6, 14): plan a released batch's export, write one range
+of it (a Distributed Map item), judge it (click models and judgments), finish it (report and manifest),
+expire a range's items once the dataset exists (retention), or mark the export failed.
 
 Invoked by Step Functions with `{"step": ..., ...}`; errors surface as their class name
 (`ExportNotReady`, `ExportRangeMissing`, `ExportSessionsMismatch`, `StorageUnavailable`, ...). The state
@@ -92,9 +92,29 @@ class ExpireStep(_Step):
     expires_at: int = Field(ge=0)
 
 
+class JudgeStep(_Step):
+    job: Job
+    ranges: int = Field(ge=0)
+
+
+class JudgmentsFile(_Step):
+    uri: str = Field(min_length=1)
+    pairs: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Judged(_Step):
+    """What the judge step returned, handed on to finish."""
+
+    judgments: JudgmentsFile
+    click_model: dict[str, Any]
+
+
 class FinishStep(_Step):
     job: Job
     ranges: int = Field(ge=0)
+    judged: Judged
 
 
 class FailStep(_Step):
@@ -116,10 +136,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         part = RangeStep.model_validate(event)
         log_keys(batch_id=part.job.batch_id)
         return exporter.write_range(part.job.job(), part.range.number_range())
+    if step == "judge":
+        judge = JudgeStep.model_validate(event)
+        log_keys(batch_id=judge.job.batch_id)
+        return exporter.judge(judge.job.job(), judge.ranges)
     if step == "finish":
         finish = FinishStep.model_validate(event)
         log_keys(batch_id=finish.job.batch_id)
-        return exporter.finish(finish.job.job(), finish.ranges)
+        return exporter.finish(finish.job.job(), finish.ranges, finish.judged.model_dump())
     if step == "expire":
         expire = ExpireStep.model_validate(event)
         log_keys(batch_id=expire.job.batch_id)
@@ -129,4 +153,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         log_keys(batch_id=failed.batch_id)
         exporter.fail(failed.batch_id, failed.export_id)
         return {"batch_id": failed.batch_id, "status": "failed"}
-    raise ValueError(f"unknown export step {step!r}: expected plan, range, finish, expire or fail")
+    raise ValueError(f"unknown export step {step!r}: expected plan, range, judge, finish, expire or fail")

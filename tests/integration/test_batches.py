@@ -19,7 +19,7 @@ def test_a_batch_moves_from_collecting_to_released_to_exported(get: Get, service
     assert collecting.status == 200
     assert collecting.body["status"] == "collecting"
     assert collecting.body["opened_at"] > 0
-    nulls = ("release_id", "released_at", "session_count", "dataset", "metrics")
+    nulls = ("release_id", "released_at", "session_count", "dataset", "metrics", "click_model")
     assert {name: collecting.body[name] for name in nulls} == dict.fromkeys(nulls)
 
     release = service.release("release-v").model_dump()
@@ -28,11 +28,16 @@ def test_a_batch_moves_from_collecting_to_released_to_exported(get: Get, service
     assert released["released_at"] == release["released_at"]
     assert released["dataset"]["status"] == "pending"
     assert released["dataset"]["manifest"].startswith("file://")
-    assert released["metrics"] is None
+    assert (released["metrics"], released["click_model"], released["dataset"]["judgments"]) == (None, None, None)
 
     run_export(service, Path(service.settings.lake_dir), "release-v")
     exported = get("/batch", batch_id=batch_id).body
+    judgments = exported["dataset"]["judgments"]
+    assert judgments["uri"] == released["dataset"]["manifest"].replace("sessions/", "judgments/").replace(
+        "manifest.json", "judgments.jsonl.gz"
+    )
     assert exported["dataset"] | {"exported_at": 0} == {
+        "judgments": judgments,
         "status": "exported",
         "manifest": released["dataset"]["manifest"],
         "exported_at": 0,
@@ -44,6 +49,7 @@ def test_a_batch_moves_from_collecting_to_released_to_exported(get: Get, service
         .replace("manifest.json", "report.html"),
     }
     assert exported["metrics"]["sessions"] == 1
+    assert (exported["click_model"]["sessions"], exported["click_model"]["impressions"]) == (1, 2)  # 2 results
 
 
 def test_an_unknown_batch_is_404(get: Get) -> None:

@@ -4,6 +4,8 @@ them; its manifest is written last and describes the stored parts; its report is
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from clickstream.domain.datasets import layout
 from clickstream.domain.datasets.export import ExportPlan
 from clickstream.domain.datasets.layout import NumberRange
+from clickstream.domain.datasets.parts import ExportJob
 from clickstream.errors import BatchExported
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
@@ -207,6 +210,7 @@ class Crash(Exception):
 CRASH_POINTS = (
     "after-some-ranges",
     "after-all-ranges",
+    "after-the-judgments",
     "before-the-manifest",
     "after-the-manifest",
     "after-the-record",
@@ -224,6 +228,9 @@ def crash_export(service: Clickstream, release_id: str, crash: str, monkeypatch:
         service.exporter.write_range(job, number_range)
     if crash == "after-all-ranges":
         return
+    judged = service.exporter.judge(job, plan.ranges)
+    if crash == "after-the-judgments":
+        return
     with monkeypatch.context() as patch:
         if crash == "before-the-manifest":
             patch.setattr(service.lake, "put_bytes", lambda key, data: (_ for _ in ()).throw(Crash(key)))
@@ -232,22 +239,25 @@ def crash_export(service: Clickstream, release_id: str, crash: str, monkeypatch:
                 service.storage.batches, "finish_export", lambda batch_id, dataset: (_ for _ in ()).throw(Crash())
             )
         if crash == "after-the-record":
-            service.exporter.finish(job, plan.ranges)
+            service.exporter.finish(job, plan.ranges, judged)
             return
         with pytest.raises(Crash):
-            service.exporter.finish(job, plan.ranges)
+            service.exporter.finish(job, plan.ranges, judged)
 
 
 @pytest.mark.parametrize("crash", CRASH_POINTS)
 def test_an_export_stopped_at_any_step_is_completed_by_running_it_again(
     exporting: Clickstream, storage: Storage, crash: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A redrive (the same export) completes it, with every session exactly once and parts as listed."""
+    """A redrive (the same export) completes it, with every session exactly once and parts as listed, and
+    the judgments written again byte for byte."""
     batch_id, ids = fill_batch(exporting, storage)
     exporting.release("release-c")
     crash_export(exporting, "release-c", crash, monkeypatch)
     if crash != "after-the-record":
         assert exporting.batch(batch_id).dataset.status == "exporting"  # type: ignore[union-attr]
+    judgments = lake(exporting) / layout.judgments_key(batch_id)
+    judged_before_the_crash = judgments.read_bytes() if judgments.exists() else None
     run_export(exporting, lake(exporting), "release-c", "export-1")
     exported = dataset_sessions(lake(exporting), batch_id)
     assert exported == page_everything(exporting, batch_id)
@@ -256,3 +266,10 @@ def test_an_export_stopped_at_any_step_is_completed_by_running_it_again(
     assert len(keys) == len(set(keys)) == 4
     check_parts(lake(exporting), batch_id)
     assert exporting.batch(batch_id).dataset.status == "exported"  # type: ignore[union-attr]
+    judged = judgments.read_bytes()
+    assert judged_before_the_crash in (None, judged)
+    listed = manifest(lake(exporting), batch_id)["judgments"]
+    assert (listed["bytes"], listed["sha256"]) == (len(judged), hashlib.sha256(judged).hexdigest())
+    ranges = len(json.loads((lake(exporting) / layout.work_folder(batch_id) / "ranges.json").read_text()))
+    exporting.exporter.judge(ExportJob(batch_id, "release-c", "export-1", 1, 0), ranges)  # the step retried
+    assert judgments.read_bytes() == judged

@@ -9,13 +9,15 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import duckdb
 import pytest
 
 from clickstream import runtime
-from clickstream.domain.datasets.layout import dataset_folder, manifest_key
+from clickstream.domain.datasets.layout import dataset_folder, judgments_key, manifest_key
 from clickstream.errors import StorageUnavailable
 from clickstream.models import NewEvent
 from clickstream.service import Clickstream
@@ -26,6 +28,13 @@ from local.template import load_template
 from tests.conftest import local_functions
 from tests.support import unique
 from tests.support.domain import all_sessions, new_session
+from tests.support.judgments import (
+    EXPECTED_HELD_OUT_SESSIONS,
+    EXPECTED_PAIRS,
+    EXPECTED_ROWS,
+    EXPECTED_SESSIONS,
+    SESSIONS,
+)
 from tests.support.stepfunctions import REGION, Engine, Execution, step_functions
 
 if TYPE_CHECKING:
@@ -100,7 +109,7 @@ def test_a_released_batch_is_exported_after_the_delay_in_parallel_ranges(exports
     release = exports.service.storage.releases.get_release("release-e")
     assert release is not None
     ranges = -(-release.last_number // 3)  # numbers handed out (some let go), in ranges of 3
-    assert steps == ["plan", *["range"] * ranges, "finish"]
+    assert steps == ["plan", *["range"] * ranges, "judge", "finish"]
     assert ranges >= 3
     paged = [{"batch_id": batch_id, **session} for session in all_sessions(exports.service, batch_id, 4)]
     assert exports.exported_sessions(batch_id) == paged
@@ -179,6 +188,7 @@ def test_the_export_is_announced_once_with_its_manifest_counts_and_report(export
         "release_id": "release-announced",
         "batch_id": detail["batch_id"],
         "manifest": f"s3://{BUCKET}/{manifest_key(detail['batch_id'])}",
+        "judgments": manifest["judgments"]["uri"],
         "session_count": 5,
         "event_count": manifest["event_count"],
         "metrics": manifest["metrics"],
@@ -198,7 +208,7 @@ def test_with_retention_the_exported_batch_items_expire_and_its_records_stay(
     assert execution.status == "SUCCEEDED", execution.error
     steps = [event["step"] for event in exports.engine.lambdas.events["ExportFunction"]]
     ranges = steps.count("range")
-    assert steps == ["plan", *["range"] * ranges, "finish", *["expire"] * ranges]
+    assert steps == ["plan", *["range"] * ranges, "judge", "finish", *["expire"] * ranges]
     dataset = exports.service.batch(batch_id).dataset
     assert dataset is not None
     assert dataset.exported_at is not None
@@ -231,3 +241,55 @@ def test_without_retention_nothing_expires(exports: Exports, tables: dict[str, s
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     for table_id in ("SessionsTable", "SessionIdsTable", "EventsTable"):
         assert not [item for item in dynamodb.scan(TableName=tables[table_id])["Items"] if "expires_at" in item]
+
+
+def test_the_judgments_of_a_batch_registered_through_the_handlers_are_counted_as_worked_out_by_hand(
+    exports: Exports, tmp_path: Path
+) -> None:
+    functions = local_functions()
+    for body, events, irrelevant in SESSIONS:
+        assert functions.call("POST /session", body=body).status == 200
+        added = [{"event_id": f"e{n}", "object_id": o, "event_type": kind} for n, (o, kind) in enumerate(events)]
+        if added:
+            assert (
+                functions.call("POST /session/events", body={"session_id": body["session_id"], "events": added}).status
+                == 200
+            )
+        if irrelevant:
+            assert functions.call("POST /session/irrelevant", body={"session_id": body["session_id"]}).status == 200
+    detail = exports.service.release("release-judged").model_dump()
+    batch_id = detail["batch_id"]
+    execution = exports.run(detail)
+    assert execution.status == "SUCCEEDED", execution.error
+
+    manifest = json.loads(exports.object(manifest_key(batch_id)))
+    stored = exports.object(judgments_key(batch_id))
+    assert manifest["judgments"] == {
+        "uri": f"s3://{BUCKET}/{judgments_key(batch_id)}",
+        "pairs": len(EXPECTED_PAIRS),
+        "bytes": len(stored),
+        "sha256": hashlib.sha256(stored).hexdigest(),
+    }
+    click_model = manifest["click_model"]
+    assert (click_model["model"], click_model["sessions"]) == ("pbm", EXPECTED_SESSIONS)
+    assert click_model["impressions"] == sum(row[5] for row in EXPECTED_ROWS)
+    assert click_model["held_out"]["sessions"] == EXPECTED_HELD_OUT_SESSIONS
+
+    lines = [json.loads(line) for line in gzip.decompress(stored).decode("utf-8").splitlines()]
+    assert [(line["query"], line["object_id"]) for line in lines] == sorted(EXPECTED_PAIRS)  # sorted, one a pair
+    path = tmp_path / "judgments.jsonl.gz"
+    path.write_bytes(stored)
+    query = "SELECT query, object_id, impressions, clicks, positions, mean_position, ctr FROM read_json_auto($file)"
+    rows = duckdb.execute(query, {"file": str(path)}).fetchall()
+    found = {(q, o): (i, c, p, round(m, 6)) for q, o, i, c, p, m, _ in rows}
+    assert found == {pair: (i, c, p, round(m, 6)) for pair, (i, c, p, m) in EXPECTED_PAIRS.items()}
+    assert all(ctr == pytest.approx(c / i, abs=1e-6) for _, _, i, c, _, _, ctr in rows)  # published to 6 places
+    table = load_template()["Resources"]["JudgmentsGlueTable"]["Properties"]["TableInput"]
+    assert [column["Name"] for column in table["StorageDescriptor"]["Columns"]] == list(lines[0])
+
+    view = exports.service.batch(batch_id)
+    assert view.click_model is not None
+    assert view.click_model.model_dump() == click_model
+    assert view.dataset is not None
+    assert view.dataset.judgments is not None
+    assert view.dataset.judgments.model_dump() == manifest["judgments"]

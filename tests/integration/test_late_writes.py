@@ -45,11 +45,12 @@ class Deployed:
         return plan.job, plan
 
     def read_and_finish(self, job: ExportJob, plan: ExportPlan) -> dict[str, Any]:
-        """The ranges and finish, run when the machine's Wait state lets them (at `read_after`)."""
+        """The ranges, judge and finish, run when the machine's Wait state lets them (at `read_after`)."""
         self.clock.now = max(self.clock.now, job.read_after)
         for number_range in planned_ranges(self.lake, plan):
             self.service.exporter.write_range(job, number_range)
-        return self.service.exporter.finish(job, plan.ranges)
+        judged = self.service.exporter.judge(job, plan.ranges)
+        return self.service.exporter.finish(job, plan.ranges, judged)
 
     def exported(self, batch_id: str) -> dict[str, Any]:
         [session] = dataset_sessions(self.lake, batch_id)

@@ -71,7 +71,8 @@ def export_with_retention(invoke: Callable[[str, Any], Any], lake_dir: Path, rel
     job = plan["job"]
     for number_range in ranges:
         assert invoke("ExportFunction", {"step": "range", "job": job, "range": number_range})["sessions"] >= 0
-    finished = invoke("ExportFunction", {"step": "finish", "job": job, "ranges": plan["ranges"]})
+    judged = invoke("ExportFunction", {"step": "judge", "job": job, "ranges": plan["ranges"]})
+    finished = invoke("ExportFunction", {"step": "finish", "job": job, "ranges": plan["ranges"], "judged": judged})
     assert finished["expires_at"] is not None
     for number_range in ranges:
         expire = {"step": "expire", "job": job, "range": number_range, "expires_at": finished["expires_at"]}

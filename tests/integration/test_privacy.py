@@ -124,7 +124,7 @@ def test_a_users_sessions_are_listed_page_by_page_from_the_index_without_a_scan(
     after: str | None = None
     pages = 0
     while True:
-        page, after = service.sessions_of_user("user-a", 2, after)
+        page, after = service.storage.claims.user_sessions(service.user_ids.key_of("user-a"), 2, after)
         listed.extend(page)
         pages += 1
         if after is None:
@@ -132,7 +132,7 @@ def test_a_users_sessions_are_listed_page_by_page_from_the_index_without_a_scan(
     assert listed == sorted(users["user-a"])
     assert pages == 3
     assert set(operations) == {"Query"}  # the index, never a Scan
-    assert service.sessions_of_user("nobody", 10) == ([], None)
+    assert service.storage.claims.user_sessions(service.user_ids.key_of("nobody"), 10) == ([], None)
     claim = dynamodb_client(dynamodb.endpoint).get_item(
         TableName=tables["SessionIdsTable"], Key={"session_id": {"S": anonymous}}
     )["Item"]

@@ -19,9 +19,9 @@ from clickstream.service import Clickstream
 def run_export(
     service: Clickstream, lake_dir: Path, release_id: str, export_id: str = "export-1", *, expire: bool = False
 ) -> dict[str, Any] | None:
-    """Plan, every range, finish (and with `expire`, retention's expire steps); None when the plan skips.
-    Returns what finish returns. Waits, as the machine's Wait states do, until the plan's `read_after` and
-    finish's `expire_after` (now, with the tests' WRITE_SETTLE_MS of 0)."""
+    """Plan, every range, judge, finish (and with `expire`, retention's expire steps); None when the plan
+    skips. Returns what finish returns. Waits, as the machine's Wait states do, until the plan's `read_after`
+    and finish's `expire_after` (now, with the tests' WRITE_SETTLE_MS of 0)."""
     plan = service.exporter.plan(release_id, export_id)
     if plan.job is None:
         return None
@@ -29,7 +29,8 @@ def run_export(
     time.sleep(max(0.0, plan.job.read_after / 1000 - time.time()))
     for number_range in ranges:
         service.exporter.write_range(plan.job, number_range)
-    finished: dict[str, Any] = service.exporter.finish(plan.job, plan.ranges)
+    judged = service.exporter.judge(plan.job, plan.ranges)
+    finished: dict[str, Any] = service.exporter.finish(plan.job, plan.ranges, judged)
     if expire:
         assert finished["expires_at"] is not None, "retention is off"
         time.sleep(max(0.0, finished["expire_after"] / 1000 - time.time()))

@@ -118,7 +118,7 @@ class Invoker:
 
 def run_pipeline(invoke: Invoke, state: State, release_id: str) -> list[dict[str, Any]]:
     """What follows a release, each function as the template wires it: the batches and tasks tables' streams
-    into OutboxFunction, then the export state machine's steps (plan, each range, finish) into ExportFunction."""
+    into OutboxFunction, then the export state machine's steps (plan, each range, judge, finish) into ExportFunction."""
     from local.streams import StreamRelay
 
     endpoint = state.endpoint
@@ -132,6 +132,8 @@ def run_pipeline(invoke: Invoke, state: State, release_id: str) -> list[dict[str
     for number_range in ranges:
         step = {"step": "range", "job": plan["job"], "range": number_range}
         outcomes.append({"step": "range", **outcome(invoke, "ExportFunction", step)})
-    finish = {"step": "finish", "job": plan["job"], "ranges": len(ranges)}
+    judged = invoke("ExportFunction", {"step": "judge", "job": plan["job"], "ranges": len(ranges)})
+    outcomes.append({"step": "judge", "result": comparable(judged)})
+    finish = {"step": "finish", "job": plan["job"], "ranges": len(ranges), "judged": judged}
     outcomes.append({"step": "finish", **outcome(invoke, "ExportFunction", finish)})
     return outcomes

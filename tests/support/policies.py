@@ -83,6 +83,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "EventsTable": {"dynamodb:Query", "dynamodb:UpdateItem"},
         "ImprovementTasksTable": {"dynamodb:UpdateItem"},
         "DatasetBucket/sessions/*": {"s3:PutObject", "s3:AbortMultipartUpload"},
+        "DatasetBucket/judgments/*": {"s3:PutObject", "s3:AbortMultipartUpload"},
         "DatasetBucket/exports/*": {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"},
         BATCHES_BY_ID: {"dynamodb:Query"},
         "DatasetBucket/reports/*": {"s3:PutObject"},

@@ -1,6 +1,7 @@
-"""`make run` does all of it with no AWS (contract 7.5): a release made through the API is announced and
-exported in the background into LAKE_DIR, GET /batch shows the dataset's status move to exported, the
-events are logged one JSON line each, and a consumer reads the folder with DuckDB."""
+"""`make run` does all of it with no AWS (contract 7.5, 14): a release made through the API is announced and
+exported in the background into LAKE_DIR, judgments included, GET /batch shows the dataset's status move to
+exported and the click model, the events are logged one JSON line each, and a consumer reads the folder
+with DuckDB (or the judgments with the command line)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import duckdb
 import requests
+from clickstream_client import cli
 
 from tests.support import new_session_body
 from tests.support.processes import local_server
@@ -45,10 +47,21 @@ def test_a_release_through_the_api_is_announced_and_exported_into_the_lake(tmp_p
         listed = http.get(f"{url}/batches", timeout=TIMEOUT).json()["batches"]
         assert listed[0]["batch_id"] == batch_id
         assert listed[0]["metrics"]["click_through_rate"] == 1.0
+        assert listed[0]["click_model"]["sessions"] == 6  # the irrelevant-marked one too: it was shown
+        judgments_uri = f"file://{lake_dir.resolve()}/judgments/batch_id={batch_id}/judgments.jsonl.gz"
+        assert dataset["judgments"]["uri"] == judgments_uri
+        assert cli.main(["--url", url, "judgments", batch_id, "--out", str(tmp_path / "judgments.jsonl")]) == 0
         logged = announced(log, count=2)
     assert [entry["event"] for entry in logged] == ["BatchReleased", "BatchExported"]
     assert logged[0]["detail"] == release
     assert logged[1]["detail"]["manifest"] == dataset["manifest"]
+    assert logged[1]["detail"]["judgments"] == judgments_uri
+    lines = [json.loads(line) for line in (tmp_path / "judgments.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(line["object_id"], line["impressions"], line["clicks"]) for line in lines] == [
+        ("shoe-17", 6, 6),
+        ("shoe-3", 6, 0),
+    ]
+    assert readme_judgments_query(lake_dir, batch_id) == [("shoe-17", 6, 6, 1), ("shoe-3", 6, 0, 1)]
 
     query = (
         "SELECT count(session_id), sum(len(events)) "
@@ -71,6 +84,15 @@ def readme_query(lake_dir: Path, batch_id: str) -> list[tuple[Any, ...]]:
     connection = duckdb.connect()
     connection.execute(readme_sql("duckdb-view").replace("'.lake/", f"'{lake_dir}/"))
     rows: list[tuple[Any, ...]] = connection.execute(readme_sql("dataset-query").replace("b-...", batch_id)).fetchall()
+    return rows
+
+
+def readme_judgments_query(lake_dir: Path, batch_id: str) -> list[tuple[Any, ...]]:
+    """The README's DuckDB view and query of the judgments (the one it also gives for Athena)."""
+    connection = duckdb.connect()
+    connection.execute(readme_sql("judgments-duckdb-view").replace("'.lake/", f"'{lake_dir}/"))
+    query = readme_sql("judgments-query").replace("b-...", batch_id)
+    rows: list[tuple[Any, ...]] = connection.execute(query).fetchall()
     return rows
 
 

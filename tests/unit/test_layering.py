@@ -68,3 +68,17 @@ def test_the_domain_never_names_storage(path: Path) -> None:
             imported.update(alias.name for alias in node.names)
     assert not {name for name in imported if name.split(".")[:2] == ["clickstream", "storage"]}
     assert not {name for name in imported if name.split(".")[0] in ("boto3", "botocore", "mypy_boto3_dynamodb")}
+
+
+# Only the export's judge step fits click models: every other function's cold start is spared numpy.
+NUMPY_FREE = ["clickstream.service", "clickstream.domain.datasets.export", "clickstream.domain.judgments.counting"]
+
+
+@pytest.mark.parametrize("module", NUMPY_FREE)
+def test_the_export_path_imports_without_numpy(module: str) -> None:
+    probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'numpy'))"
+    result = subprocess.run(  # noqa: S603 - this interpreter, a probe built from the module names above
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"{module} pulls in {result.stdout.strip()}"

@@ -179,6 +179,19 @@ def test_the_sessions_table_is_queryable_with_no_crawler_and_matches_the_session
     assert workgroup["ResultConfiguration"]["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
 
 
+def test_the_judgments_table_is_queryable_with_no_crawler_where_the_export_writes_them() -> None:
+    from clickstream.domain.datasets.layout import judgments_key
+
+    table = load_template()["Resources"]["JudgmentsGlueTable"]["Properties"]["TableInput"]
+    parameters = table["Parameters"]
+    assert (parameters["projection.enabled"], parameters["projection.batch_id.type"]) == ("true", "injected")
+    folder = judgments_key("${!batch_id}").rsplit("/", 1)[0]
+    assert parameters["storage.location.template"] == Intrinsic("Fn::Sub", f"s3://${{DatasetBucket}}/{folder}/")
+    assert table["PartitionKeys"] == [{"Name": "batch_id", "Type": "string"}]
+    serde = table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+    assert serde == "org.openx.data.jsonserde.JsonSerDe"
+
+
 def test_the_tasks_queue_is_encrypted_and_dead_letters_after_five_receives_under_an_alarm() -> None:
     resources = load_template()["Resources"]
     queues = resources_of_type(load_template(), "AWS::SQS::Queue")

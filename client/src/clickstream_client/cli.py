@@ -28,6 +28,7 @@ from . import __version__
 from .auth import botocore_session
 from .client import Client
 from .errors import ClickstreamError, ConfigurationError, ConnectionFailed, Forbidden, NotFound
+from .judgments import judgment_lines, judgments_of, opened
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -45,8 +46,8 @@ Command = Callable[[Client, argparse.Namespace], int]
 Check = Callable[[argparse.ArgumentParser, argparse.Namespace], None]
 
 DESCRIPTION = """\
-Command line for the clickstream API: export the sessions of a batch, look at batches and release one,
-schedule sessions for model improvement and report improvement tasks as done."""
+Command line for the clickstream API: export the sessions of a batch or its relevance judgments, look at
+batches and release one, schedule sessions for model improvement and report improvement tasks as done."""
 
 EPILOG = f"""\
 where the API is:
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", help="AWS profile for credentials and region (default: $AWS_PROFILE)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = _Commands(parser)
-    _add_sessions_command(commands)
+    _add_export_commands(commands)
     _add_reading_commands(commands)
     _add_release_and_use_commands(commands)
     _add_task_commands(commands)
@@ -153,7 +154,7 @@ class _Commands:
         return command
 
 
-def _add_sessions_command(commands: _Commands) -> None:
+def _add_export_commands(commands: _Commands) -> None:
     sessions = commands.add(
         "sessions",
         run_sessions,
@@ -183,6 +184,20 @@ def _add_sessions_command(commands: _Commands) -> None:
         metavar="N",
         help="sessions per request, 1..1000 (default 100)",
     )
+
+    judgments = commands.add(
+        "judgments",
+        run_judgments,
+        "Export the relevance judgments of an exported batch as JSON Lines",
+        "One line per (query, object) pair, sorted by query then object_id, with PBM's position-debiased "
+        "attractiveness. Read from where the batch's dataset keeps them: s3:// with your own AWS credentials "
+        "(--profile, --region), file:// for `make run`'s lake. A progress bar is shown on stderr when it is a "
+        "terminal; with --out the file appears only once complete.",
+        "  clickstream --url http://127.0.0.1:3000 judgments b-1700000000000-0123456789ab > judgments.jsonl\n"
+        "  clickstream --stack clickstream --profile prod judgments b-1700000000000-0123456789ab --out j.jsonl",
+    )
+    judgments.add_argument("batch_id", metavar="BATCH_ID", help="an exported batch (see `clickstream batches`)")
+    judgments.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
 
 
 def _add_reading_commands(commands: _Commands) -> None:
@@ -315,24 +330,17 @@ def _add_task_commands(commands: _Commands) -> None:
 
 def run_sessions(client: Client, args: argparse.Namespace) -> int:
     total = _released_session_count(client, args.batch_id) if args.after == 0 else None
-    written = 0
-    with _output(args.out) as out:
-        progress = tqdm(
-            total=total,
-            unit="session",
-            desc=args.batch_id,
-            file=sys.stderr,
-            disable=not _is_terminal(sys.stderr) or _is_terminal(out),
-        )
-        with progress:
-            for session in client.iter_sessions(
-                args.batch_id, after_number=args.after, page_size=args.page_size, events_limit=args.events_limit
-            ):
-                out.write(_json_line(session))
-                written += 1
-                progress.update()
-    if args.out and args.out != "-":
-        print(f"{written} sessions written to {args.out}", file=sys.stderr)
+    sessions = client.iter_sessions(
+        args.batch_id, after_number=args.after, page_size=args.page_size, events_limit=args.events_limit
+    )
+    _write_lines(args, (_json_line(session) for session in sessions), total=total, unit="session")
+    return EXIT_OK
+
+
+def run_judgments(client: Client, args: argparse.Namespace) -> int:
+    judgments = judgments_of(client.get_batch(args.batch_id))
+    with opened(judgments["uri"], profile=args.profile, region=args.region) as stored:
+        _write_lines(args, judgment_lines(stored), total=judgments.get("pairs"), unit="judgment")
     return EXIT_OK
 
 
@@ -509,6 +517,26 @@ def report_error(error: ClickstreamError) -> None:
     print(f"error: {error}", file=sys.stderr)
     for problem in error.field_errors:
         print(f"  {problem.get('field', '?')}: {problem.get('message', '')}", file=sys.stderr)
+
+
+def _write_lines(args: argparse.Namespace, lines: Iterable[str], *, total: int | None, unit: str) -> None:
+    """``lines`` to ``--out`` (or stdout), with a progress bar on stderr when it is a terminal."""
+    written = 0
+    with _output(args.out) as out:
+        progress = tqdm(
+            total=total,
+            unit=unit,
+            desc=args.batch_id,
+            file=sys.stderr,
+            disable=not _is_terminal(sys.stderr) or _is_terminal(out),
+        )
+        with progress:
+            for line in lines:
+                out.write(line)
+                written += 1
+                progress.update()
+    if args.out and args.out != "-":
+        print(f"{written} {unit}s written to {args.out}", file=sys.stderr)
 
 
 def _print_json(value: Any) -> None:

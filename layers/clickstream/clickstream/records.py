@@ -107,6 +107,13 @@ class Dataset:
     experiment_sums: Mapping[str, str] = field(default_factory=dict)  # experiment id -> its sums (15.2), JSON text
     experiments_truncated: bool = False  # some experiments were left off the record for its size (the manifest has all)
     fenced_at: int | None = None  # set once, by the first export: later writes are refused (contract 13.5)
+    judgments: str | None = None  # the judgments file's pairs, bytes and sha256, JSON text (contract 14.3)
+    click_model: str | None = None  # the fitted click models' summary, JSON text
+
+
+def recorded(document: str | None) -> bool:
+    """A JSON text attribute of a dataset holds something: absent, or "{}", on datasets exported before it."""
+    return document not in (None, "{}")
 
 
 @dataclass(frozen=True)

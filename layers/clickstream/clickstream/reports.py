@@ -1,11 +1,11 @@
-"""The shapes of released batches, their datasets and quality reports (contract 7.3, 7.4): `GET /batch`,
-`GET /batches`."""
+"""The shapes of released batches, their datasets, quality reports and click models (contract 7.3, 7.4,
+14.3): `GET /batch`, `GET /batches`."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from clickstream.fields import JsonObject
 
@@ -90,6 +90,47 @@ class ExperimentAcrossBatches(ExperimentReport):
     batches: list[str]
 
 
+class ModelScore(BaseModel):
+    """A model scored on the held-out sessions (contract 14.4); null when none were held out."""
+
+    model_config = ConfigDict(extra="allow")
+
+    log_likelihood: float | None
+    perplexity: float | None
+
+
+class HeldOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    sessions: int
+    impressions: int
+    models: dict[str, ModelScore]
+
+
+class ClickModel(BaseModel):
+    """The click models fitted on a released batch (contract 14.3): PBM's examination by position
+    ("1".."20", null where nothing was shown), its fit, and every model's held-out score."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    sessions: int
+    impressions: int
+    iterations: int
+    converged: bool
+    examination: dict[str, float | None]
+    held_out: HeldOut
+
+
+class JudgmentsFile(BaseModel):
+    """The batch's judgments (contract 14.3): gzip JSON Lines, one line per (query, object) pair."""
+
+    uri: str
+    pairs: int
+    bytes: int
+    sha256: str
+
+
 class DatasetView(BaseModel):
     status: Literal["pending", "exporting", "exported", "failed"]
     manifest: str
@@ -97,6 +138,7 @@ class DatasetView(BaseModel):
     session_count: int | None
     event_count: int | None
     parts: int | None
+    judgments: JudgmentsFile | None  # null for datasets exported before judgments were written
     report: str | None = None  # the report page's URI (contract 16), once exported
 
 
@@ -117,6 +159,7 @@ class BatchView(BaseModel):
     experiments_truncated: bool = Field(
         default=False, description="Experiments were left off this record for its size; the manifest has them all"
     )
+    click_model: ClickModel | None
 
 
 class BatchList(BaseModel):

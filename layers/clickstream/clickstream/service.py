@@ -84,10 +84,6 @@ class Clickstream:
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)
 
-    def sessions_of_user(self, user_id: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
-        """The session ids registered with the raw `user_id`, a page at a time (for the erasure, contract 17)."""
-        return self.storage.claims.user_sessions(self.user_ids.key_of(user_id), limit, after)
-
     def add_events(self, session_id: str, events: list[NewEvent]) -> EventsAdded:
         return self.sessions.add_events(session_id, events)
 

@@ -6,7 +6,8 @@ streams (at least once, in order per item) and announces. So no release, export 
 without being announced, even if the function that made it crashed right after. Consumers dedupe.
 
 * `release#<id>` gains its `session_count` (the release is settled) -> BatchReleased on the bus.
-* `batch#<id>` reaches `dataset_status = exported` -> BatchExported, and the quality report as metrics.
+* `batch#<id>` reaches `dataset_status = exported` -> BatchExported (manifest, judgments), and the quality
+  report as metrics.
 * A task becomes `pending` (scheduled, or scheduled again after done/failed) -> its task object on the
   improvement tasks queue.
 """
@@ -19,12 +20,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from clickstream.domain.datasets.experiments import report_of_recorded
-from clickstream.domain.datasets.layout import manifest_key
+from clickstream.domain.datasets.layout import judgments_key, manifest_key
 from clickstream.domain.improvement import task_view
 from clickstream.domain.ports import Bus, Lake, Queue, Stores
 from clickstream.domain.telemetry import Telemetry
 from clickstream.errors import BatchNotFound, TaskNotFound
-from clickstream.records import BatchChange, BatchRecord, ReleaseChange, StoredChange, StoredTask, TaskChange
+from clickstream.records import (
+    BatchChange,
+    BatchRecord,
+    ReleaseChange,
+    StoredChange,
+    StoredTask,
+    TaskChange,
+    recorded,
+)
 
 Image = Mapping[str, Any]  # a stream image as the stream carries it (storage decodes it)
 ChangeDecoder = Callable[[Image | None, Image | None], StoredChange]
@@ -62,13 +71,22 @@ def _release(release_id: str, batch_id: str, released_at: int, session_count: in
 
 
 def _export(
-    release_id: str, batch_id: str, lake: Lake, counts: tuple[Any, Any], reports: tuple[str | None, Mapping[str, str]]
+    release_id: str,
+    batch_id: str,
+    lake: Lake,
+    counts: tuple[Any, Any],
+    reports: tuple[str | None, Mapping[str, str]],
+    *,
+    judged: bool,
 ) -> Announcement:
+    """`reports`: the quality report and the experiments' sums; `judged`: the dataset has judgments (those
+    exported before judgments were fitted have none)."""
     metrics, experiment_sums = reports
     detail = {
         "release_id": release_id,
         "batch_id": batch_id,
         "manifest": lake.uri(manifest_key(batch_id)),
+        "judgments": lake.uri(judgments_key(batch_id)) if judged else None,
         "session_count": counts[0],
         "event_count": counts[1],
         "metrics": json.loads(metrics or "{}"),
@@ -93,7 +111,8 @@ def exported(change: StoredChange, lake: Lake) -> Announcement | None:
         return None
     new, dataset = change.new, change.new.dataset
     counts = (dataset.session_count, dataset.event_count)
-    return _export(new.release_id, new.batch_id, lake, counts, (dataset.metrics, dataset.experiment_sums))
+    reports = (dataset.metrics, dataset.experiment_sums)
+    return _export(new.release_id, new.batch_id, lake, counts, reports, judged=recorded(dataset.judgments))
 
 
 def task_pending(change: StoredChange) -> Announcement | None:
@@ -115,8 +134,9 @@ def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
     dataset = batch.dataset
     if dataset.status == "exported":
         counts = (dataset.session_count, dataset.event_count)
+        judged = recorded(dataset.judgments)
         reports = (dataset.metrics, dataset.experiment_sums)
-        said.append(_export(batch.release_id, batch.batch_id, lake, counts, reports))
+        said.append(_export(batch.release_id, batch.batch_id, lake, counts, reports, judged=judged))
     return said
 
 

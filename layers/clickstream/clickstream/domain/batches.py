@@ -12,11 +12,19 @@ import threading
 
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.experiments import report_of_recorded
-from clickstream.domain.datasets.layout import manifest_key, report_key
+from clickstream.domain.datasets.layout import judgments_key, manifest_key, report_key
 from clickstream.domain.ports import Lake
 from clickstream.errors import BatchNotFound, ReportNotFound
-from clickstream.records import BatchRecord, Pointer
-from clickstream.reports import BatchList, BatchView, DatasetView, ExperimentReport, QualityReport
+from clickstream.records import BatchRecord, Pointer, recorded
+from clickstream.reports import (
+    BatchList,
+    BatchView,
+    ClickModel,
+    DatasetView,
+    ExperimentReport,
+    JudgmentsFile,
+    QualityReport,
+)
 
 _OPENED_IN_ID = re.compile(r"^b-(\d{13})-")
 
@@ -96,6 +104,7 @@ class BatchDirectory:
                 session_count=dataset.session_count if exported else None,
                 event_count=dataset.event_count if exported else None,
                 parts=dataset.parts if exported else None,
+                judgments=self._judgments(record) if exported else None,
                 report=self._lake.uri(report_key(record.batch_id)) if exported else None,
             ),
             metrics=QualityReport.model_validate(json.loads(dataset.metrics)) if exported and dataset.metrics else None,
@@ -105,7 +114,15 @@ class BatchDirectory:
             if exported
             else None,
             experiments_truncated=dataset.experiments_truncated,
+            click_model=_click_model(dataset.click_model) if exported else None,
         )
+
+    def _judgments(self, record: BatchRecord) -> JudgmentsFile | None:
+        """Datasets exported before judgments were fitted have none."""
+        if not recorded(record.dataset.judgments):
+            return None
+        described = json.loads(record.dataset.judgments or "{}")
+        return JudgmentsFile(uri=self._lake.uri(judgments_key(record.batch_id)), **described)
 
 
 def _collecting(pointer: Pointer | None, batch_id: str) -> BatchView:
@@ -119,7 +136,12 @@ def _collecting(pointer: Pointer | None, batch_id: str) -> BatchView:
         dataset=None,
         metrics=None,
         experiments=None,
+        click_model=None,
     )
+
+
+def _click_model(document: str | None) -> ClickModel | None:
+    return ClickModel.model_validate(json.loads(document or "{}")) if recorded(document) else None
 
 
 def _opened_in_id(batch_id: str) -> int | None:

@@ -36,6 +36,8 @@ def _dataset(item: Item) -> Dataset:
         experiment_sums={name: value["S"] for name, value in item.get("experiment_sums", {}).get("M", {}).items()},
         experiments_truncated=item.get("experiments_truncated", {}).get("BOOL", False),
         fenced_at=optional_n(item, "fenced_at"),
+        judgments=optional_s(item, "judgments"),
+        click_model=optional_s(item, "click_model"),
     )
 
 
@@ -144,10 +146,13 @@ class BatchRecords:
             ":events": n(dataset.event_count or 0),
             ":parts": n(dataset.parts or 0),
             ":metrics": s(dataset.metrics or "{}"),
+            ":judgments": s(dataset.judgments or "{}"),
+            ":click_model": s(dataset.click_model or "{}"),
         }
         update = (
             "SET dataset_status = :exported, exported_at = :at, exported_sessions = :sessions, "
-            "exported_events = :events, exported_parts = :parts, #metrics = :metrics"
+            "exported_events = :events, exported_parts = :parts, #metrics = :metrics, "
+            "judgments = :judgments, click_model = :click_model"
         )
         if dataset.experiment_sums:  # batches without experiments keep the record as it always was
             update += ", experiment_sums = :experiments, experiments_truncated = :truncated"

@@ -1,10 +1,12 @@
-"""Exporting a released batch (contract 7.1-7.3): plan, write the ranges (in parallel), finish.
+"""Exporting a released batch (contract 7.1-7.3, 14): plan, write the ranges (in parallel), judge, finish.
 
 * Plan: the export takes the batch (a conditional write on its record: one export at a time; the same
   export again, as a redrive, keeps its start), fences it against late writes (contract 13.5: once, kept by
   every later export), and cuts its numbers into ranges. The ranges are read only from `read_after`, the
   fence plus WRITE_SETTLE_MS, when every write accepted before the fence is stored (domain/late_writes.py).
-* Ranges: each worker writes its parts and its share of the report (`parts.RangeWriter`).
+* Ranges: each worker writes its parts, its share of the report and its judgment counts
+  (`parts.RangeWriter`).
+* Judge: the counts merged, the click models fitted, the judgments written (`judging`, contract 14).
 * Finish: every range's summary, merged into the report (sorted lists streamed together, never the
   batch), the session count checked against the release's, the report page (report_page.py), then
   `manifest.json`, written last: the dataset exists when its manifest does. Then the batch record says
@@ -26,8 +28,10 @@ from typing import Any
 
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.experiments import experiments_report, merge_sums, recordable_sums
+from clickstream.domain.datasets.judging import publish_judgments
 from clickstream.domain.datasets.layout import (
     FORMAT,
+    JUDGMENT_COUNTS,
     SCHEMA_VERSION,
     NumberRange,
     manifest_key,
@@ -101,7 +105,15 @@ class Exporter:
         summary = RangeWriter(self._context, self._lake, job, number_range).write()
         return {"range": number_range.index, "parts": len(summary["parts"]), "sessions": summary["scalars"]["sessions"]}
 
-    def finish(self, job: ExportJob, ranges: int) -> dict[str, Any]:
+    def judge(self, job: ExportJob, ranges: int) -> dict[str, Any]:
+        """The click models fitted on the ranges' counts and the judgments written (contract 14)."""
+        totals = merge(self._summary(job.batch_id, index)["scalars"] for index in range(ranges))
+        with tempfile.TemporaryDirectory(prefix="judge-") as work:
+            counts = self._fetch_lists(Path(work), job.batch_id, ranges, JUDGMENT_COUNTS)
+            return publish_judgments(self._lake, job.batch_id, counts, totals, Path(work))
+
+    def finish(self, job: ExportJob, ranges: int, judged: dict[str, Any]) -> dict[str, Any]:
+        """`judged`: what the judge step returned (the judgments' uri, pairs, bytes, sha256; click_model)."""
         record = self._storage.batches.get(job.batch_id)
         if record is None or record.session_count is None:
             raise ExportNotReady(f"batch {job.batch_id} is not settled")
@@ -116,7 +128,7 @@ class Exporter:
             self._storage.experiments.add_batch(experiment_id, job.batch_id)
         exported_at = self._context.clock()
         parts = [part for summary in summaries for part in summary["parts"]]
-        manifest = _manifest(job, record, exported_at, parts, metrics)
+        manifest = {**_manifest(job, record, exported_at, parts, metrics), **judged}
         manifest["experiments"] = experiments_report(experiment_sums)
         manifest["report"] = write_report(self._storage, self._lake, self._pages, manifest)
         self._lake.put_bytes(manifest_key(job.batch_id), json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
@@ -130,6 +142,8 @@ class Exporter:
             metrics=recordable_metrics(metrics),
             experiment_sums=recorded,
             experiments_truncated=truncated,
+            judgments=json.dumps({name: value for name, value in judged["judgments"].items() if name != "uri"}),
+            click_model=json.dumps(judged["click_model"]),
         )
         if not self._storage.batches.finish_export(job.batch_id, dataset):
             raise ExportNotReady(f"export {job.export_id} no longer holds batch {job.batch_id}")

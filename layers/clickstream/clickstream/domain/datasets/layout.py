@@ -8,6 +8,7 @@ from dataclasses import dataclass
 MAX_PART_BYTES = 256 * 1024 * 1024  # uncompressed JSON Lines in one part
 SCHEMA_VERSION = 1
 FORMAT = "jsonl.gz"
+JUDGMENT_COUNTS = "judgment-counts"  # the list of a range's judgment counts (`range_list_key`)
 
 
 def dataset_folder(batch_id: str) -> str:
@@ -39,8 +40,14 @@ def range_summary_key(batch_id: str, range_index: int) -> str:
 
 
 def range_list_key(batch_id: str, range_index: int, name: str) -> str:
-    """A sorted list a range keeps for the report: first-clicks, no-click-queries, no-results-queries."""
+    """A sorted list a range keeps for the report (first-clicks, no-click-queries, no-results-queries) or
+    for the judgments (judgment-counts)."""
     return f"{work_folder(batch_id)}/range-{range_index:05d}.{name}.gz"
+
+
+def judgments_key(batch_id: str) -> str:
+    """The batch's relevance judgments (contract 14.3): beside `sessions/`, a table of their own."""
+    return f"judgments/batch_id={batch_id}/judgments.jsonl.gz"
 
 
 @dataclass(frozen=True)

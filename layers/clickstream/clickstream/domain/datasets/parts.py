@@ -24,6 +24,7 @@ from typing import IO, Any
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.experiments import ExperimentAggregate
 from clickstream.domain.datasets.layout import (
+    JUDGMENT_COUNTS,
     MAX_PART_BYTES,
     NumberRange,
     dataset_folder,
@@ -32,6 +33,7 @@ from clickstream.domain.datasets.layout import (
     range_summary_key,
 )
 from clickstream.domain.datasets.metrics import PartAggregate
+from clickstream.domain.judgments.counting import JudgmentCounter
 from clickstream.domain.ports import Lake
 from clickstream.domain.shards import sessions_after
 from clickstream.errors import ExportNotReady
@@ -76,6 +78,7 @@ class RangeWriter:
     number_range: NumberRange
     aggregate: PartAggregate = field(default_factory=PartAggregate)
     experiments: ExperimentAggregate = field(default_factory=ExperimentAggregate)
+    judgments: JudgmentCounter = field(default_factory=JudgmentCounter)
     parts: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self) -> dict[str, Any]:
@@ -98,7 +101,7 @@ class RangeWriter:
         summary = {
             "range": self.number_range.index,
             "parts": self.parts,
-            "scalars": self.aggregate.scalars(),
+            "scalars": self._scalars(),
             "experiments": self.experiments.sums(),
         }
         self.lake.put_bytes(range_summary_key(self.job.batch_id, self.number_range.index), _json(summary))
@@ -146,6 +149,7 @@ class RangeWriter:
         document = json.loads(session.document)
         self.aggregate.add(document, session.created_at, flags, events)
         self.experiments.add(session.experiment, document, events)
+        self.judgments.add(session.session_id, document, session.is_payload_search, events)
 
     def _close(self, part: _OpenPart) -> None:
         part.gzip.close()
@@ -157,19 +161,23 @@ class RangeWriter:
                 "sessions": part.sessions,
                 "events": part.events,
                 "bytes": part.path.stat().st_size,
-                "sha256": _sha256(part.path),
+                "sha256": file_sha256(part.path),
                 "first_number": part.first_number,
                 "last_number": part.last_number,
             }
         )
         part.path.unlink()
 
+    def _scalars(self) -> dict[str, Any]:
+        return {**self.aggregate.scalars(), **self.judgments.scalars()}
+
     def _store_lists(self, folder: Path) -> None:
-        """The sorted lists the report merges across ranges (they do not add up as counts do)."""
+        """The sorted lists the report and the judgments merge across ranges (too many to add up here)."""
         lists: dict[str, Iterable[Any]] = {
             "first-clicks": sorted(self.aggregate.first_click_delays),
             "no-click-queries": sorted(self.aggregate.no_click_queries.items()),
             "no-results-queries": sorted(self.aggregate.no_results_queries.items()),
+            JUDGMENT_COUNTS: (row.as_list() for row in self.judgments.rows()),
         }
         for name, values in lists.items():
             path = folder / f"{name}.gz"
@@ -182,7 +190,7 @@ def _json(document: Any) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
