@@ -38,6 +38,9 @@ def click_model() -> dict[str, Any]:
         "iterations": 40,
         "converged": True,
         "examination": examination,
+        "click_rate": {
+            key: None if value is None else round(0.3 * value**1.5, 4) for key, value in examination.items()
+        },
         "held_out": {
             "sessions": 10,
             "impressions": 100,

@@ -150,6 +150,15 @@ def test_judgment_lines_count_what_was_shown_and_clicked() -> None:
     assert a["attractiveness"] > b["attractiveness"]  # more clicks where they were looked at
 
 
+def test_the_click_rate_by_position_is_clicks_over_impressions_there() -> None:
+    click_model, _ = judged(FIXTURE)
+    worked_out = {"1": 50 / 140, "2": 27 / 160, "3": 4 / 30, "4": 3 / 30}  # held-out rows included
+    assert {key: rate for key, rate in click_model["click_rate"].items() if rate is not None} == pytest.approx(
+        worked_out, abs=1e-6
+    )
+    assert all(click_model["click_rate"][str(position)] is None for position in range(5, 21))
+
+
 def test_a_pair_never_clicked_where_nothing_is_clicked_has_no_coec() -> None:
     _, lines = judged([row("a", 1, 10, 2), row("b", 2, 5, 0)])
     assert lines[1]["coec"] is None  # position 2's click rate is 0: no expected clicks

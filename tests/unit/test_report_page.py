@@ -91,12 +91,13 @@ def test_the_page_is_self_contained_phone_ready_and_printable() -> None:
     assert "@media print" in html
 
 
-def test_the_raw_curve_has_no_rate_where_the_model_saw_no_impression() -> None:
+def test_the_raw_curve_is_the_click_rate_relative_to_position_one_and_none_where_nothing_was_shown() -> None:
     model = click_model()
     model["examination"].update({str(position): None for position in range(6, 21)})
+    model["click_rate"] = {str(position): None for position in range(1, 21)} | {"1": 0.4, "2": 0.3, "3": 0.1}
     html = render_report(manifest(click_model=model), [])
-    table = html[html.index("Raw clicks (rel. to 1)") :]
+    table = html[html.index("Raw click rate (rel. to 1)") :]
     rows = re.findall(r"<tr><td>(\d+)</td><td class=\"n\">([^<]+)</td><td class=\"n\">([^<]+)</td></tr>", table)
     assert rows[0] == ("1", "1.000", "1.000")
-    assert rows[1][2] == f"{(40 - 12) / 34:.3f}"  # the histogram's clicks at 2 over those at 1
+    assert rows[1][2] == f"{0.3 / 0.4:.3f}"  # the click rate at 2 over the one at 1
     assert rows[5] == ("6", "\u2013", "\u2013")

@@ -109,7 +109,8 @@ class HeldOut(BaseModel):
 
 class ClickModel(BaseModel):
     """The click models fitted on a released batch (contract 14.3): PBM's examination by position
-    ("1".."20", null where nothing was shown), its fit, and every model's held-out score."""
+    ("1".."20", null where nothing was shown) beside the raw click rate there, its fit, and every model's
+    held-out score."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -119,6 +120,7 @@ class ClickModel(BaseModel):
     iterations: int
     converged: bool
     examination: dict[str, float | None]
+    click_rate: dict[str, float | None] | None = None  # None on batches judged before it was published
     held_out: HeldOut
 
 

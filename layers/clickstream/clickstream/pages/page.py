@@ -111,22 +111,20 @@ def _histogram(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {"chart": chart, "rows": [(key, int(counts.get(key, 0))) for key in HISTOGRAM_KEYS]}
 
 
-def _examination(click_model: Mapping[str, Any] | None, metrics: Mapping[str, Any]) -> dict[str, Any] | None:
-    """PBM's examination curve against the raw clicks by position, both relative to position 1 (PBM fixes
-    examination(1) = 1): where the raw curve falls faster, position explains less than raw clicks suggest."""
+def _examination(click_model: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """PBM's examination curve against the raw click rate by position, both relative to position 1 (PBM fixes
+    examination(1) = 1): where the raw rate falls faster than examination, the old ranking, not the
+    position, made the lower results less clicked."""
     if not click_model or not click_model.get("examination"):
         return None
     examination = click_model["examination"]
     positions = [str(position) for position in range(1, 21) if str(position) in examination]
-    counts = metrics.get("click_position_histogram") or {}
-    first = counts.get("1") or 0
+    rates = click_model.get("click_rate") or {}
+    first = rates.get("1") or 0
     model = [examination.get(key) for key in positions]
-    raw = [  # the histogram counts positions 1..10 one by one; a position never shown (null) has no rate
-        counts[key] / first if first and key in HISTOGRAM_KEYS[:10] and examination.get(key) is not None else None
-        for key in positions
-    ]
-    series = [Series("Examination (PBM)", model), Series("Raw clicks, relative to position 1", raw)]
-    chart = line_chart("examination", "Examination by position against raw clicks", positions, series)
+    raw = [rates[key] / first if first and rates.get(key) is not None else None for key in positions]
+    series = [Series("Examination (PBM)", model), Series("Raw click rate, relative to position 1", raw)]
+    chart = line_chart("examination", "Examination by position against the raw click rate", positions, series)
     rows = [(key, model[index], raw[index]) for index, key in enumerate(positions)]
     return {"chart": chart, "rows": rows, "model": click_model.get("model", "pbm"), "fit": click_model}
 
@@ -175,7 +173,7 @@ def render_report(manifest: Mapping[str, Any], history: Sequence[Mapping[str, An
         previous_released=_when(previous.get("released_at")) if previous else None,
         headlines=_headlines(metrics, (previous or {}).get("metrics")),
         histogram=_histogram(metrics),
-        examination=_examination(manifest.get("click_model"), metrics),
+        examination=_examination(manifest.get("click_model")),
         no_click=[(query_text(item["query"]), item["sessions"]) for item in metrics.get("top_no_click_queries", [])],
         no_results=[
             (query_text(item["query"]), item["sessions"]) for item in metrics.get("top_no_results_queries", [])

@@ -60,6 +60,7 @@ def fit_click_models(rows: Iterable[CountRow], *, sessions: int, held_out_sessio
         "iterations": 0 if pbm is None else pbm.iterations,
         "converged": True if pbm is None else pbm.converged,
         "examination": examination,
+        "click_rate": _click_rate(observations),
         "held_out": {
             "sessions": held_out_sessions,
             "impressions": held_out.impressions,
@@ -67,6 +68,16 @@ def fit_click_models(rows: Iterable[CountRow], *, sessions: int, held_out_sessio
         },
     }
     return ClickModelFit(click_model, observations, pbm)
+
+
+def _click_rate(observations: Observations) -> dict[str, float | None]:
+    """The raw click rate at each position 1..20 (clicks / impressions there; null where nothing was shown):
+    what the examination curve is read against."""
+    shown = np.bincount(observations.position - 1, weights=observations.shown, minlength=POSITIONS)
+    clicks = np.bincount(observations.position - 1, weights=observations.clicks, minlength=POSITIONS)
+    return {
+        str(slot + 1): rounded(clicks[slot] / shown[slot]) if shown[slot] > 0 else None for slot in range(POSITIONS)
+    }
 
 
 def _wilson(successes: Floats, trials: Floats) -> tuple[Floats, Floats]:
