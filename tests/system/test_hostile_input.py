@@ -127,7 +127,7 @@ def test_a_session_just_under_the_item_limit_is_stored_and_read_back_whole(api: 
     register(http, api, session_id=session_id, search_results=results)
     fetched = http.get(f"{api}/session", params={"session_id": session_id}, timeout=TIMEOUT)
     assert fetched.status_code == 200
-    assert fetched.json()["search_results"] == [{**result, "rank": None} for result in results]
+    assert fetched.json()["search_results"] == [{**result, "rank": None, "team": None} for result in results]
 
 
 def test_an_event_too_large_to_store_is_413_naming_it(api: str, http: requests.Session) -> None:

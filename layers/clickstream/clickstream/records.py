@@ -104,7 +104,9 @@ class Dataset:
     event_count: int | None = None
     parts: int | None = None
     metrics: str | None = None  # the quality report, JSON text
-    experiment_sums: Mapping[str, str] = field(default_factory=dict)  # experiment id -> its sums (15.2), JSON text
+    # experiment id -> its sums (15.2), JSON text. Compared, not hashed (a mapping is not hashable): records
+    # stay usable in sets, as every other record is.
+    experiment_sums: Mapping[str, str] = field(default_factory=dict, hash=False)
     experiments_truncated: bool = False  # some experiments were left off the record for its size (the manifest has all)
     fenced_at: int | None = None  # set once, by the first export: later writes are refused (contract 13.5)
     judgments: str | None = None  # the judgments file's pairs, bytes and sha256, JSON text (contract 14.3)
