@@ -182,6 +182,21 @@ def test_the_record_keeps_the_largest_experiments_when_all_would_not_fit() -> No
     assert 0 < len(recorded) < 401
 
 
+def test_the_sums_the_record_keeps_fit_its_budget_however_deep_the_clicks() -> None:
+    # Clicks spread over 1000 positions make the sums far larger than the report they give.
+    deep = {
+        "sessions": 1000,
+        "with_results": 1000,
+        "clicked": 1000,
+        "best_positions": {str(p): 1 for p in range(1, 1001)},
+    }
+    sums = {f"exp-{number:03d}": {"variants": {"a": deep, "b": deep}, "interleaving": None} for number in range(120)}
+    recorded, truncated = recordable_sums(sums)
+    assert truncated
+    assert 0 < sum(len(text.encode("utf-8")) for text in recorded.values()) <= 96_000
+    assert report_of_recorded(recorded) == experiments_report({name: sums[name] for name in recorded})
+
+
 @pytest.mark.parametrize(
     ("statistic", "degrees"),
     [

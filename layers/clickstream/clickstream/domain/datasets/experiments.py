@@ -235,20 +235,23 @@ def _interleaving(credit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MAX_RECORDED_EXPERIMENTS_BYTES = 96_000  # their report on the batch record and in BatchExported (256 KB events)
+# Their sums on the batch record (a 400 KB item, beside the 64 KB report) and their report in BatchExported
+# (a 256 KB event): each experiment takes the larger of the two from this budget.
+MAX_RECORDED_EXPERIMENTS_BYTES = 96_000
 
 
 def recordable_sums(sums: Sums) -> tuple[dict[str, str], bool]:
     """The experiments the batch record keeps (id -> sums as JSON text), and whether any was left off: as many
-    as their report fits the budget, the largest (most sessions) first. The manifest always has them all."""
+    as fit the budget, the largest (most sessions) first. The manifest always has them all."""
     by_size = sorted(sums, key=lambda experiment_id: (-_sessions(sums[experiment_id]), experiment_id))
     kept: dict[str, str] = {}
     room = MAX_RECORDED_EXPERIMENTS_BYTES
     for experiment_id in by_size:
         report = json.dumps(experiment_report(experiment_id, sums[experiment_id]), ensure_ascii=False)
-        size = len(report.encode("utf-8"))
+        text = json.dumps(sums[experiment_id], ensure_ascii=False, separators=(",", ":"))
+        size = max(len(report.encode("utf-8")), len(text.encode("utf-8")))
         if size <= room:
-            kept[experiment_id] = json.dumps(sums[experiment_id], ensure_ascii=False, separators=(",", ":"))
+            kept[experiment_id] = text
             room -= size
     return dict(sorted(kept.items())), len(kept) < len(sums)
 

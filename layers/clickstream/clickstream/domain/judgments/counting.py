@@ -18,11 +18,11 @@ from dataclasses import astuple, dataclass, field
 from itertools import groupby
 from typing import Any
 
+from clickstream.domain.datasets.metrics import CLICK
 from clickstream.records import StoredEvent
 
 MAX_POSITION = 20  # results shown past this are not impressions
 HELD_OUT_MODULUS = 10  # one session in ten is held out (contract 14.4)
-CLICK = "click"
 
 Key = tuple[str, str, int, int, bool]  # query, object_id, position, previous_click, held_out
 

@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from clickstream.domain.datasets.statistics import Z
 from clickstream.domain.judgments.counting import CountRow
 from clickstream.domain.judgments.em import FactorFit, Floats, information_trials
 from clickstream.domain.judgments.evaluation import PRIOR_STRENGTH, fit_pbm, held_out_models, pbm_counts, rounded
 from clickstream.domain.judgments.observations import POSITIONS, Observations, collect
-
-Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
 @dataclass
@@ -81,10 +80,11 @@ def _click_rate(observations: Observations) -> dict[str, float | None]:
 
 
 def _wilson(successes: Floats, trials: Floats) -> tuple[Floats, Floats]:
-    z2 = Z_95 * Z_95
+    """statistics.wilson over arrays (one interval per pair, vectorised), on fractional trials."""
+    z2 = Z * Z
     share = np.divide(successes, trials, out=np.zeros_like(trials), where=trials > 0)
     centre = (successes + z2 / 2) / (trials + z2)
-    half = Z_95 / (trials + z2) * np.sqrt(np.maximum(trials * share * (1 - share), 0.0) + z2 / 4)
+    half = Z / (trials + z2) * np.sqrt(np.maximum(trials * share * (1 - share), 0.0) + z2 / 4)
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
