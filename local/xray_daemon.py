@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from typing import Any
 
 _HEADER = b'{"format":"json","version":1}\n'
@@ -40,6 +41,19 @@ class XRayDaemon:
     def datagrams(self) -> list[bytes]:
         with self._lock:
             return list(self._datagrams)
+
+    def settled(self, quiet_s: float = 1.0, at_most_s: float = 15.0) -> list[bytes]:
+        """Every datagram, once none has arrived for `quiet_s` (UDP: the last ones may still be on their way)."""
+        deadline = time.monotonic() + at_most_s
+        seen, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = len(self.datagrams())
+            if count != seen:
+                seen, quiet_since = count, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                break
+            time.sleep(0.05)
+        return self.datagrams()
 
     def documents(self) -> list[dict[str, Any]]:
         """Every (sub)segment received, parsed; a datagram without the daemon protocol's header fails."""
