@@ -16,6 +16,8 @@ from clickstream.records import (
     BatchRecord,
     Claim,
     Dataset,
+    Erasure,
+    ErasureCounts,
     EventsRead,
     NumberBlock,
     Place,
@@ -47,7 +49,7 @@ class MemoryClaims:
         with self.lock:
             if session_id in self.items:
                 return False
-            self.items[session_id] = Claim(session_id, "assigned", token, now, place)
+            self.items[session_id] = Claim(session_id, "assigned", token, now, place, user_key)
             if user_key is not None:
                 self.user_keys[session_id] = user_key
             return True
@@ -262,6 +264,7 @@ class MemorySlots:
 
     partitions: dict[str, dict[int, StoredSession | None]] = field(default_factory=dict)
     expiries: dict[tuple[str, int], int] = field(default_factory=dict)
+    erased: dict[tuple[str, int], str] = field(default_factory=dict)  # (partition, number) -> erasure id
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _slots(self, partition: str) -> dict[int, StoredSession | None]:
@@ -283,12 +286,20 @@ class MemorySlots:
                 return True
             return slots[place.session_number] is None  # a tombstone already: a concurrent settle's
 
+    def erase(self, place: Place, erasure_id: str) -> None:
+        with self.lock:
+            self._slots(place.partition)[place.session_number] = None
+            self.erased.setdefault((place.partition, place.session_number), erasure_id)
+
+    def _slot(self, partition: str, number: int) -> Slot:
+        session = self._slots(partition)[number]
+        erased_by = self.erased.get((partition, number))
+        return Slot(number, None if session is None else session.session_id, erased_by)
+
     def get_slot(self, place: Place) -> Slot | None:
-        slots = self._slots(place.partition)
-        if place.session_number not in slots:
+        if place.session_number not in self._slots(place.partition):
             return None
-        session = slots[place.session_number]
-        return Slot(place.session_number, None if session is None else session.session_id)
+        return self._slot(place.partition, place.session_number)
 
     def get_session(self, place: Place) -> StoredSession | None:
         session = self._slots(place.partition).get(place.session_number)
@@ -320,10 +331,8 @@ class MemorySlots:
             self.expiries[(place.partition, place.session_number)] = at_seconds
 
     def slots(self, partition: str) -> Iterator[Slot]:
-        slots = dict(self._slots(partition))
-        for number in sorted(slots):
-            session = slots[number]
-            yield Slot(number, None if session is None else session.session_id)
+        for number in sorted(dict(self._slots(partition))):
+            yield self._slot(partition, number)
 
 
 def _chronological(event: StoredEvent) -> str:
@@ -446,6 +455,70 @@ class MemoryExperiments:
 
 
 @dataclass
+class MemoryErasures:
+    """Erasure records, the open erasure of each user, and the users being erased now."""
+
+    items: dict[str, Erasure] = field(default_factory=dict)
+    open_by_user: dict[str, str] = field(default_factory=dict)
+    active: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def request(self, erasure: Erasure) -> Erasure:
+        with self.lock:
+            standing = self.open_by_user.setdefault(erasure.user_key, erasure.erasure_id)
+            return self.items.setdefault(standing, erasure)
+
+    def get(self, erasure_id: str) -> Erasure | None:
+        return self.items.get(erasure_id)
+
+    def begin(self, erasure_id: str, now: int) -> Erasure | None:
+        with self.lock:
+            erasure = self.items.get(erasure_id)
+            if erasure is None or not erasure.is_open:
+                return erasure
+            erasure = self.items[erasure_id] = replace(erasure, status="running", started_at=erasure.started_at or now)
+            self.active.add(erasure.user_key)
+            return erasure
+
+    def record_counts(self, erasure_id: str, counts: ErasureCounts) -> None:
+        with self.lock:
+            erasure = self.items.get(erasure_id)
+            if erasure is not None and erasure.is_open:
+                given = {name: value for name, value in vars(counts).items() if value is not None}
+                self.items[erasure_id] = replace(erasure, **given)
+
+    def close(self, erasure_id: str, status: str, now: int, error: str | None = None) -> Erasure | None:
+        with self.lock:
+            erasure = self.items.get(erasure_id)
+            if erasure is None:
+                return None
+            if erasure.is_open:
+                erasure = replace(erasure, status=status, completed_at=now, error=error, stored_user_id=None)
+                self.items[erasure_id] = erasure
+            if self.open_by_user.get(erasure.user_key) == erasure_id:
+                del self.open_by_user[erasure.user_key]
+            self.active.discard(erasure.user_key)
+            return erasure
+
+    def active_user_keys(self) -> frozenset[str]:
+        return frozenset(self.active)
+
+
+@dataclass
+class MemoryUserDatasets:
+    items: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, user_key: str, batch_id: str) -> None:
+        self.items.add((user_key, batch_id))
+
+    def batches_of(self, user_key: str) -> list[str]:
+        return sorted(batch for key, batch in self.items if key == user_key)
+
+    def remove(self, user_key: str, batch_id: str) -> None:
+        self.items.discard((user_key, batch_id))
+
+
+@dataclass
 class MemoryStores:
     """Every table, in memory (satisfies `clickstream.domain.ports.Stores`)."""
 
@@ -457,6 +530,8 @@ class MemoryStores:
     events: MemoryEvents = field(default_factory=MemoryEvents)
     tasks: MemoryTasks = field(default_factory=MemoryTasks)
     experiments: MemoryExperiments = field(init=False)
+    erasures: MemoryErasures = field(default_factory=MemoryErasures)
+    user_datasets: MemoryUserDatasets = field(default_factory=MemoryUserDatasets)
 
     def __post_init__(self) -> None:
         self.experiments = MemoryExperiments(self.batches)

@@ -135,6 +135,7 @@ def test_settings_come_from_upper_case_environment_names() -> None:
         "EVENTS_TABLE": "e-table",
         "BATCHES_TABLE": "b-table",
         "TASKS_TABLE": "t-table",
+        "USER_DATASETS_TABLE": "u-table",
         "TIMESTAMP_PAST_MS": "1000",
     }
     settings = Settings.from_environment(environment)

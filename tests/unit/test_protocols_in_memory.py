@@ -18,7 +18,7 @@ from tests.support import now_ms
 from tests.support.domain import new_session
 from tests.support.memory import MemoryLake, MemoryStores
 
-TABLES = {name: f"memory-{name}" for name in ("sessions", "session_ids", "events", "batches", "tasks")}
+TABLES = {name: f"memory-{name}" for name in ("sessions", "session_ids", "events", "batches", "tasks", "user_datasets")}
 
 
 def container(stores: MemoryStores, shards: int = 8, **overrides: Any) -> Clickstream:

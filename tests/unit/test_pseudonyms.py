@@ -14,7 +14,7 @@ from clickstream.storage.secrets import SecretKey
 from local.template import Intrinsic, load_template
 from tests.support.domain import new_session
 
-TABLES = {name: "t-" + name for name in ("SESSIONS", "SESSION_IDS", "EVENTS", "BATCHES", "TASKS")}
+TABLES = {name: "t-" + name for name in ("SESSIONS", "SESSION_IDS", "EVENTS", "BATCHES", "TASKS", "USER_DATASETS")}
 ENVIRONMENT = {f"{name}_TABLE": table for name, table in TABLES.items()}
 
 

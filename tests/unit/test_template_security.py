@@ -62,7 +62,14 @@ def test_tables_are_retained_recoverable_and_encrypted() -> None:
     template = load_template()
     assert not resources_of_type(template, "AWS::Serverless::SimpleTable")
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"SessionsTable", "SessionIdsTable", "EventsTable", "BatchesTable", "ImprovementTasksTable"}
+    assert set(tables) == {
+        "SessionsTable",
+        "SessionIdsTable",
+        "EventsTable",
+        "BatchesTable",
+        "ImprovementTasksTable",
+        "UserDatasetsTable",
+    }
     for logical_id, table in tables.items():
         properties = table["Properties"]
         assert table.get("DeletionPolicy") == "Retain", logical_id

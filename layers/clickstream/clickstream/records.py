@@ -53,6 +53,7 @@ class Claim:
     claim_token: str
     claimed_at: int
     place: Place | None  # None only for claims made before numbers came first ("claimed")
+    user_key: str | None = None  # domain.pseudonyms.user_key of the session's user_id; None without one
 
     @property
     def is_registered(self) -> bool:
@@ -139,6 +140,7 @@ class BatchRecord:
     session_count: int | None
     opened_at: int | None = None
     dataset: Dataset = Dataset("pending")
+    erased_sessions: int = 0  # sessions of the batch erased since (contract 17.4); session_count excludes them
 
 
 @dataclass(frozen=True)
@@ -181,10 +183,15 @@ class Slot:
 
     session_number: int
     session_id: str | None
+    erased_by: str | None = None  # the erasure that replaced the session with this tombstone (contract 17.4)
 
     @property
     def is_tombstone(self) -> bool:
         return self.session_id is None
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_by is not None
 
 
 @dataclass(frozen=True)
@@ -250,3 +257,42 @@ class PointerUnavailable(Exception):
     def __init__(self, pointer: Pointer | None) -> None:
         super().__init__("collecting pointer unavailable")
         self.pointer = pointer
+
+
+ERASURE_STATUSES = ("pending", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """`erasure#<id>`: one request to erase a user everywhere (contract 17.3).
+
+    `stored_user_id` (the user id as this service stores it: raw, or its pseudonym with UserIdHashing=hmac)
+    is kept only while the erasure is pending or running, to find the user's lines in datasets; once it is
+    done or failed the record keeps only `user_key`, a hash of it."""
+
+    erasure_id: str
+    user_key: str
+    status: str
+    requested_at: int
+    stored_user_id: str | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+    sessions: int = 0
+    events: int = 0
+    tasks: int = 0
+    datasets_rewritten: int = 0
+    error: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("pending", "running")
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    """What an erasure removed so far: set by its steps, each repeatable (a count is set, never added)."""
+
+    sessions: int | None = None
+    events: int | None = None
+    tasks: int | None = None
+    datasets_rewritten: int | None = None

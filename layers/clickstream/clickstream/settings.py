@@ -22,6 +22,7 @@ class Settings(BaseModel):
     events_table: str = Field(min_length=3)
     batches_table: str = Field(min_length=3)
     tasks_table: str = Field(min_length=3)
+    user_datasets_table: str = Field(min_length=3)
 
     # Client timestamps must lie in [now - past, now + future].
     timestamp_past_ms: int = Field(default=12 * HOUR_MS, ge=0)

@@ -21,6 +21,8 @@ from clickstream.records import (
     BatchRecord,
     Claim,
     Dataset,
+    Erasure,
+    ErasureCounts,
     EventsRead,
     NumberBlock,
     Place,
@@ -94,6 +96,11 @@ class SlotStore(Protocol):
 
     def put_session(self, session: StoredSession, shards: int) -> bool: ...
     def put_tombstone(self, place: Place) -> bool: ...
+    def erase(self, place: Place, erasure_id: str) -> None:
+        """Replace what the slot holds by an erased tombstone (contract 17.4): the number stays a gap, never
+        reused; a slot already erased keeps its first erasure. Repeatable."""
+        ...
+
     def get_slot(self, place: Place) -> Slot | None: ...
     def get_session(self, place: Place) -> StoredSession | None: ...
     def set_irrelevant(self, place: Place) -> bool: ...
@@ -129,6 +136,43 @@ class TaskStore(Protocol):
     def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None: ...
 
 
+class ErasureStore(Protocol):
+    """Erasure requests (contract 17.3): one open erasure per user, and the users being erased now."""
+
+    def request(self, erasure: Erasure) -> Erasure:
+        """Record `erasure` (pending) unless one of the same user is open; the erasure that stands: ours, or
+        the open one. Repeatable after a crash half-way."""
+        ...
+
+    def get(self, erasure_id: str) -> Erasure | None: ...
+    def begin(self, erasure_id: str, now: int) -> Erasure | None:
+        """pending -> running (started_at set once), and the user's key among the active ones (the
+        registration guard); the erasure as it stands (a closed one unchanged), None when unknown."""
+        ...
+
+    def record_counts(self, erasure_id: str, counts: ErasureCounts) -> None:
+        """Set the counts given (None: unchanged) on an open erasure."""
+        ...
+
+    def close(self, erasure_id: str, status: str, now: int, error: str | None = None) -> Erasure | None:
+        """done | failed: completed_at, the stored user id removed (only the hash stays), the user's open
+        lock and active key removed. Repeatable; None when unknown."""
+        ...
+
+    def active_user_keys(self) -> frozenset[str]:
+        """The user keys of the erasures running now (registrations with them are refused)."""
+        ...
+
+
+class UserDatasetStore(Protocol):
+    """The exported batches that hold a user's sessions after the batch's items expired (retention): the
+    claims, and with them the user index, are gone then, the dataset keeps the sessions."""
+
+    def add(self, user_key: str, batch_id: str) -> None: ...
+    def batches_of(self, user_key: str) -> list[str]: ...
+    def remove(self, user_key: str, batch_id: str) -> None: ...
+
+
 class Stores(Protocol):
     """Every table the domain reads and writes, as the Context carries them."""
 
@@ -148,6 +192,10 @@ class Stores(Protocol):
     def tasks(self) -> TaskStore: ...
     @property
     def experiments(self) -> ExperimentStore: ...
+    @property
+    def erasures(self) -> ErasureStore: ...
+    @property
+    def user_datasets(self) -> UserDatasetStore: ...
 
 
 class Lake(Protocol):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from clickstream.settings import Settings
 from clickstream.storage.batch_records import BatchRecords
 from clickstream.storage.claims import Claims
+from clickstream.storage.erasures import Erasures
 from clickstream.storage.events import Events
 from clickstream.storage.experiments import ExperimentRecords
 from clickstream.storage.plumbing import Dynamo, new_client
@@ -19,6 +20,7 @@ from clickstream.storage.pointer import CollectingPointer
 from clickstream.storage.releases import Releases
 from clickstream.storage.sessions import SessionSlots
 from clickstream.storage.tasks import Tasks
+from clickstream.storage.user_datasets import UserDatasets
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Storage:
     events: Events
     tasks: Tasks
     experiments: ExperimentRecords
+    erasures: Erasures
+    user_datasets: UserDatasets
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
@@ -51,6 +55,8 @@ class Storage:
             events=Events(dynamo, settings.events_table),
             tasks=Tasks(dynamo, settings.tasks_table),
             experiments=ExperimentRecords(dynamo, settings.batches_table),
+            erasures=Erasures(dynamo, settings.batches_table),
+            user_datasets=UserDatasets(dynamo, settings.user_datasets_table),
         )
 
 

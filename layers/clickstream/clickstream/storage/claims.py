@@ -23,6 +23,7 @@ def _claim(item: Item) -> Claim:
         claim_token=item["claim_token"]["S"],
         claimed_at=int(item["claimed_at"]["N"]),
         place=place,
+        user_key=optional_s(item, "user_key"),
     )
 
 

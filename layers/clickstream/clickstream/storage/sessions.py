@@ -4,6 +4,7 @@ The partition of a slot is its batch id, or `<batch id>#<shard>` in a batch of s
 (`records.partition_of`); the key attribute keeps its first name, `batch_id`.
 
 DynamoDB calls: GetItem, PutItem, UpdateItem, Query on SessionsTable.
+An erased tombstone (contract 17.4) is a tombstone with `erased_by`, the erasure that replaced the session.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def _session(item: Item, batch_id: str) -> StoredSession:
         document=item["document"]["S"],
         experiment=optional_s(item, "experiment"),
     )
+
+
+def _slot(item: Item) -> Slot:
+    return Slot(int(item["session_number"]["N"]), optional_s(item, "session_id"), optional_s(item, "erased_by"))
 
 
 class SessionSlots:
@@ -65,11 +70,22 @@ class SessionSlots:
         slot = self.get_slot(place)
         return slot is not None and slot.is_tombstone
 
+    def erase(self, place: Place, erasure_id: str) -> None:
+        """An erased tombstone over the slot, keeping the slot's expiry (retention) if it has one; a slot
+        erased already keeps its first erasure, so a repeated step changes nothing."""
+        item: Item = {**_key(place), "tombstone": {"BOOL": True}, "erased_by": s(erasure_id)}
+        current = self._dynamo.get(self._table, _key(place))
+        if current is not None and "erased_by" in current:
+            return
+        if current is not None and "expires_at" in current:
+            item["expires_at"] = current["expires_at"]
+        self._dynamo.call("put_item", TableName=self._table, Item=item)
+
     def get_slot(self, place: Place) -> Slot | None:
         item = self._dynamo.get(self._table, _key(place))
         if item is None:
             return None
-        return Slot(place.session_number, optional_s(item, "session_id"))
+        return _slot(item)
 
     def get_session(self, place: Place) -> StoredSession | None:
         item = self._dynamo.get(self._table, _key(place))
@@ -112,10 +128,10 @@ class SessionSlots:
             "TableName": self._table,
             "KeyConditionExpression": "batch_id = :partition AND session_number BETWEEN :first AND :last",
             "ExpressionAttributeValues": {":partition": s(partition), ":first": n(first), ":last": n(last)},
-            "ProjectionExpression": "session_number, session_id",
+            "ProjectionExpression": "session_number, session_id, erased_by",
         }
         for item in self._dynamo.query(request):
-            yield Slot(int(item["session_number"]["N"]), optional_s(item, "session_id"))
+            yield _slot(item)
 
     def expire(self, place: Place, at_seconds: int) -> None:
         self._dynamo.expire(self._table, _key(place), "session_number", at_seconds)
@@ -126,8 +142,8 @@ class SessionSlots:
             "TableName": self._table,
             "KeyConditionExpression": "batch_id = :partition",
             "ExpressionAttributeValues": {":partition": s(partition)},
-            "ProjectionExpression": "session_number, session_id",
+            "ProjectionExpression": "session_number, session_id, erased_by",
             "ConsistentRead": True,
         }
         for item in self._dynamo.query(request):
-            yield Slot(int(item["session_number"]["N"]), optional_s(item, "session_id"))
+            yield _slot(item)
