@@ -212,3 +212,18 @@ def test_erasure_shows_one_or_exits_1_for_an_unknown_one(
     status, out, err = run(capsys, "--url", url, "erasure", "e-0000000000000-000000000000")
     assert (status, out) == (1, "")
     assert err == "error: 404 Erasure with id=e-0000000000000-000000000000 not found\n"
+
+
+def test_erase_wait_interrupted_says_the_erasure_goes_on(
+    url: str, api: FakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Client, "wait_for_erasure", interrupted)
+
+    status, out, err = run(capsys, "--url", url, "erase", "user-7", "--wait")
+
+    (erasure_id,) = api.erasures.by_id
+    assert (status, out) == (130, "")
+    assert err == f"stopped waiting; the erasure goes on: clickstream erasure {erasure_id}\n"
