@@ -21,7 +21,7 @@ app = build_resolver()
     summary="Erase a user's sessions, events, tasks and dataset lines; the same erasure while one is open",
     responses={
         **ok_response(ErasureRequested, "Accepted: the erasure runs (GET /erasure shows it)", status=202),
-        **error_responses(400, 415, 422, 503),
+        **error_responses(400, 413, 415, 422, 503),
     },
 )
 def erase_user(request: Annotated[EraseRequest, Body()]) -> Response[Any]:
