@@ -205,6 +205,7 @@ def test_a_rewrite_run_again_changes_nothing(exporting: Clickstream, storage: St
     assert again.replaced_keys == first.replaced_keys  # the versions step may run again on them
     assert every_file(lake_of(exporting)) == files
     assert storage.batches.get(batch_id) == record
+    assert storage.batches.hold_rewrite(batch_id, "e-2", now_ms(), now_ms() - 60_000)  # the hold was let go
 
 
 def test_parts_without_the_user_are_not_uploaded_again(exporting: Clickstream, storage: Storage) -> None:

@@ -37,7 +37,7 @@ from clickstream.domain.datasets.parts import RangeSession, RangeWriter
 from clickstream.domain.datasets.publish import Publisher
 from clickstream.domain.datasets.retention import items_expired
 from clickstream.domain.ports import Lake, ReportPages
-from clickstream.errors import ExportNotReady, ExportRangeMissing
+from clickstream.errors import DatasetManifestMissing, ExportNotReady
 from clickstream.records import BatchRecord, StoredEvent
 
 REWRITE_STALE_MS = 20 * 60_000  # a rewrite holding a dataset this long died (a Lambda runs 15 minutes at most)
@@ -159,7 +159,7 @@ class DatasetRewriter:
     def _manifest(self, batch_id: str) -> dict[str, Any]:
         data = self._lake.get_bytes(manifest_key(batch_id))
         if data is None:
-            raise ExportRangeMissing(batch_id, 0)
+            raise DatasetManifestMissing(batch_id)
         manifest: dict[str, Any] = json.loads(data)
         return manifest
 
