@@ -41,6 +41,9 @@ USER_ID_KEY = "UserIdKeySecret"
 #     claims, events and tasks;
 #     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/;
 #     the report page: earlier releases from the batches listing (index Query), the page put under reports/.
+#   ErasureRequest: POST /user/erase puts the user's lock and the erasure record (conditional puts), reads them,
+#     and clears a lock its closed erasure left (conditional delete); GET /erasure reads the record; with
+#     UserIdHashing=hmac the key, to look up the user id as stored.
 EXPECTED_GRANTS: dict[str, Grants] = {
     "CollectionFunction": {
         "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
@@ -75,6 +78,10 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "ImprovementTasksTable": {"dynamodb:GetItem"},
         "OutboxDeadLetterQueue": {"sqs:SendMessage"},
         "ImprovementTasksQueue": {"sqs:SendMessage"},
+    },
+    "ErasureRequestFunction": {
+        "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        USER_ID_KEY: {"secretsmanager:GetSecretValue"},
     },
     "ExportFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},

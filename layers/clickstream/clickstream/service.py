@@ -15,6 +15,7 @@ from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.datasets.rewrite import DatasetRewriter
+from clickstream.domain.erasure.requests import ErasureGuard, ErasureRequests
 from clickstream.domain.experiment_history import ExperimentHistory
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.late_writes import LateWrites
@@ -26,6 +27,7 @@ from clickstream.domain.release import Releaser
 from clickstream.domain.rules import Clock, now_ms
 from clickstream.domain.sessions import Sessions
 from clickstream.domain.telemetry import Silent, Telemetry
+from clickstream.erasure_models import ErasureRequested, ErasureView
 from clickstream.models import (
     EventsAdded,
     ImprovementDecision,
@@ -72,7 +74,8 @@ class Clickstream:
         )
         self.user_ids = context.user_ids
         self.releaser = Releaser(context)
-        self.registrar = Registrar(context, self.releaser)
+        self.erasure_requests = ErasureRequests(context)
+        self.registrar = Registrar(context, self.releaser, ErasureGuard(context))
         self.late_writes = LateWrites(context)
         self.sessions = Sessions(context, self.registrar, self.late_writes)
         self.improvement = Improvement(context, self.sessions, self.late_writes)
@@ -122,3 +125,9 @@ class Clickstream:
 
     def experiment(self, experiment_id: str) -> ExperimentAcrossBatches:
         return self.experiments.across_batches(experiment_id)
+
+    def erase_user(self, user_id: str) -> ErasureRequested:
+        return self.erasure_requests.request(user_id)
+
+    def erasure(self, erasure_id: str) -> ErasureView:
+        return self.erasure_requests.get(erasure_id)
