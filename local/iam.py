@@ -35,6 +35,7 @@ S3_ACTIONS = {
     "ListObjects": "s3:ListBucket",
     "HeadBucket": "s3:ListBucket",
     "ListParts": "s3:ListMultipartUploadParts",
+    "ListObjectVersions": "s3:ListBucketVersions",
 }
 _ARN_OF = {
     "AWS::DynamoDB::Table": "arn:{partition}:dynamodb:{region}:{account}:table/{name}",

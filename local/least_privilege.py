@@ -63,6 +63,8 @@ def _dynamodb(operation: str, params: dict[str, Any]) -> Requested:
 
 def _s3(operation: str, params: dict[str, Any]) -> Requested:
     action = S3_ACTIONS.get(operation, f"s3:{operation}")
+    if operation == "DeleteObject" and "VersionId" in params:
+        action = "s3:DeleteObjectVersion"  # deleting a version is its own action (an erasure's only)
     arn = f"arn:{PARTITION}:s3:::{params.get('Bucket', '')}"
     return [(action, f"{arn}/{params['Key']}" if "Key" in params else arn)]
 
