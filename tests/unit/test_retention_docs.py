@@ -15,9 +15,10 @@ FOURTEEN_DAYS_S = 14 * 86_400
 
 
 def retention_section() -> str:
+    """The section's text with its line breaks and indents as single spaces (a phrase may wrap)."""
     text = OPERATIONS.read_text(encoding="utf-8")
     start = text.index("## Erasure and retention")
-    return text[start : text.index("\n## ", start + 1)]
+    return " ".join(text[start : text.index("\n## ", start + 1)].split())
 
 
 def lifecycle_rules(bucket: str) -> dict[str, dict[str, Any]]:
