@@ -246,9 +246,17 @@ class TaskChange:
     new: StoredTask
 
 
+@dataclass(frozen=True)
+class ErasureChange:
+    """An erasure record as a stream saw it change (`old` None: requested, the record just stored)."""
+
+    old: Erasure | None
+    new: Erasure
+
+
 # What a change of a table item means to the outbox; None: a change of anything else (the pointer, a
 # removal, a keys-only record).
-StoredChange = ReleaseChange | BatchChange | TaskChange | None
+StoredChange = ReleaseChange | BatchChange | TaskChange | ErasureChange | None
 
 
 class PointerUnavailable(Exception):

@@ -14,6 +14,7 @@ from clickstream.concurrency import Fanout
 from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
+from clickstream.domain.erasure.steps import ErasureSteps, PendingRewriter
 from clickstream.domain.experiment_history import ExperimentHistory
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.late_writes import LateWrites
@@ -80,6 +81,7 @@ class Clickstream:
         self.pager = Pager(context, self.batches)
         self.exporter = Exporter(context, self.lake, pages or JinjaReportPages())
         self.experiments = ExperimentHistory(context)
+        self.erasure = ErasureSteps(context, self.lake, PendingRewriter())
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)

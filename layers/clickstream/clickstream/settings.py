@@ -71,6 +71,9 @@ class Settings(BaseModel):
     user_id_hashing: Literal["none", "hmac"] = "none"
     user_id_hmac_secret_arn: str = ""
     user_id_hmac_key: str = ""
+    # The erasure state machine the outbox starts for each erasure requested (contract 17); empty locally,
+    # where local/automation.py runs the erasure's steps itself.
+    erasure_state_machine_arn: str = ""
 
     @model_validator(mode="after")
     def _settle_outlasts_the_cache(self) -> Settings:

@@ -1,0 +1,87 @@
+"""The erasure state machine's steps (contract 17; statemachines/erasure.asl.json): begin, find, unclaim,
+purge, then per batch account, rewrite and versions, and finish, or fail.
+
+Invoked by Step Functions with `{"step": ..., "erasure_id": ...}`; errors surface as their class name
+(`StorageUnavailable`, `ExportNotReady`, ...), which the machine retries or catches. Payloads carry ids and
+counts, never a user id: the erasure's record holds that while it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from clickstream.api import log_keys
+from clickstream.fields import Identifier
+from clickstream.observability import logger, metrics, tracer
+from clickstream.runtime import get_service
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    erasure_id: Identifier
+
+
+class BatchStep(_Step):
+    batch_id: Identifier
+    live: bool = True  # the batch's items are in DynamoDB (False: expired, its dataset is what holds them)
+
+
+class VersionsStep(BatchStep):
+    replaced_keys: list[str] = Field(default_factory=list, max_length=100_000)
+
+
+class DatasetDone(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    rewritten: bool = False
+
+
+class FinishStep(_Step):
+    datasets: list[DatasetDone] = Field(default_factory=list)
+
+
+class FailStep(_Step):
+    error: str = Field(default="Error", max_length=2048)  # the error name Step Functions caught
+
+
+def _run(step: str, event: dict[str, Any]) -> dict[str, Any]:
+    steps = get_service().erasure
+    if step == "begin":
+        begun = steps.begin(_Step.model_validate(event).erasure_id)
+        return {"open": begun.open, "wait_seconds": begun.wait_seconds}
+    if step in ("find", "unclaim", "purge"):
+        erasure_id = _Step.model_validate(event).erasure_id
+        return {"find": steps.find, "unclaim": steps.unclaim, "purge": steps.purge}[step](erasure_id)
+    if step == "account":
+        batch = BatchStep.model_validate(event)
+        log_keys(batch_id=batch.batch_id)
+        return steps.account(batch.erasure_id, batch.batch_id, batch.live)
+    if step == "rewrite":
+        batch = BatchStep.model_validate(event)
+        log_keys(batch_id=batch.batch_id)
+        return steps.rewrite(batch.erasure_id, batch.batch_id)
+    if step == "versions":
+        versions = VersionsStep.model_validate(event)
+        log_keys(batch_id=versions.batch_id)
+        return steps.versions(versions.erasure_id, versions.batch_id, versions.replaced_keys)
+    if step == "finish":
+        finish = FinishStep.model_validate(event)
+        return steps.finish(finish.erasure_id, [done.model_dump() for done in finish.datasets])
+    if step == "fail":
+        failed = FailStep.model_validate(event)
+        return steps.fail(failed.erasure_id, failed.error)
+    raise ValueError(
+        f"unknown erasure step {step!r}: expected begin, find, unclaim, purge, account, rewrite, versions, "
+        "finish or fail"
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = str(event.get("step"))
+    log_keys(erasure_id=str(event.get("erasure_id")))
+    return _run(step, event)
