@@ -195,6 +195,7 @@ class MemoryReleases:
 @dataclass
 class MemoryBatchRecords:
     items: dict[str, BatchRecord] = field(default_factory=dict)
+    rewrites: dict[str, tuple[str, int]] = field(default_factory=dict)  # batch -> (erasure holding it, since)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def put(self, release: ReleaseRecord) -> None:
@@ -213,11 +214,13 @@ class MemoryBatchRecords:
     def get(self, batch_id: str) -> BatchRecord | None:
         return self.items.get(batch_id)
 
-    def record_session_count(self, batch_id: str, session_count: int) -> None:
+    def record_session_count(self, batch_id: str, session_count: int, erased_sessions: int = 0) -> None:
         with self.lock:
             if batch_id not in self.items:
                 raise MissingItem(batch_id)
-            self.items[batch_id] = replace(self.items[batch_id], session_count=session_count)
+            self.items[batch_id] = replace(
+                self.items[batch_id], session_count=session_count, erased_sessions=erased_sessions
+            )
 
     def newest(self, limit: int, before: str | None) -> tuple[list[BatchRecord], bool]:
         ids = sorted((batch_id for batch_id in self.items if before is None or batch_id < before), reverse=True)
@@ -258,6 +261,46 @@ class MemoryBatchRecords:
                 experiments_truncated=dataset.experiments_truncated,
             )
             self.items[batch_id] = replace(record, dataset=finished)
+            return True
+
+    def hold_rewrite(self, batch_id: str, erasure_id: str, now: int, stale_before: int) -> bool:
+        with self.lock:
+            record = self.items.get(batch_id)
+            if record is None or record.dataset.status != "exported":
+                return False
+            holder = self.rewrites.get(batch_id)
+            if holder is not None and holder[0] != erasure_id and holder[1] >= stale_before:
+                return False
+            self.rewrites[batch_id] = (erasure_id, now)
+            return True
+
+    def rewrite_dataset(self, batch_id: str, dataset: Dataset, erasure_id: str, removed: int) -> bool:
+        with self.lock:
+            record = self.items.get(batch_id)
+            if record is None or record.dataset.status != "exported":
+                return False
+            if erasure_id in record.erasures:
+                if self.rewrites.get(batch_id, ("",))[0] == erasure_id:
+                    del self.rewrites[batch_id]
+                return True
+            if self.rewrites.get(batch_id, ("",))[0] != erasure_id:
+                return False
+            del self.rewrites[batch_id]
+            rewritten = replace(
+                dataset,
+                status="exported",
+                export_id=record.dataset.export_id,
+                started_at=record.dataset.started_at,
+                events_until=record.dataset.events_until,
+                fenced_at=record.dataset.fenced_at,
+            )
+            self.items[batch_id] = replace(
+                record,
+                dataset=rewritten,
+                session_count=(record.session_count or 0) - removed,
+                erased_sessions=record.erased_sessions + removed,
+                erasures=record.erasures | {erasure_id},
+            )
             return True
 
     def fail_export(self, batch_id: str, export_id: str) -> None:
@@ -347,7 +390,8 @@ class MemorySlots:
         slots = self._slots(partition)
         read = sorted(number for number in slots if number > after)[:limit]
         sessions = [replace(session, batch_id=batch_id) for number in read if (session := slots[number]) is not None]
-        return ShardPage(sessions, {"session_number": read[-1]} if len(read) == limit else None)
+        erased = tuple(number for number in read if (partition, number) in self.erased)
+        return ShardPage(sessions, {"session_number": read[-1]} if len(read) == limit else None, erased)
 
     def slots_between(self, partition: str, first: int, last: int) -> Iterator[Slot]:
         return (slot for slot in self.slots(partition) if first <= slot.session_number <= last)
@@ -600,6 +644,12 @@ class MemoryLake:
             return False
         path.write_bytes(self.objects[key])
         return True
+
+    def delete_noncurrent_versions(self, key: str) -> int:
+        return 0
+
+    def remove(self, key: str) -> int:
+        return 0 if self.objects.pop(key, None) is None else 1
 
 
 @dataclass

@@ -141,6 +141,7 @@ class BatchRecord:
     opened_at: int | None = None
     dataset: Dataset = Dataset("pending")
     erased_sessions: int = 0  # sessions of the batch erased since (contract 17.4); session_count excludes them
+    erasures: frozenset[str] = frozenset()  # the erasures whose rewrite of the dataset is recorded (once each)
 
 
 @dataclass(frozen=True)
@@ -209,11 +210,12 @@ class StoredTask:
 
 @dataclass(frozen=True)
 class ShardPage:
-    """Sessions of one shard read at once (tombstones left out), and where the next read starts (opaque to
-    the domain: the store's own continuation, None when the shard has no more)."""
+    """Sessions of one shard read at once (tombstones left out; `erased`: the erased ones' numbers), and where
+    the next read starts (opaque to the domain: the store's own continuation, None when the shard has no more)."""
 
     sessions: list[StoredSession]
     next_start: Any
+    erased: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,9 @@ class BatchView(BaseModel):
     release_id: str | None
     released_at: int | None
     session_count: int | None
+    erased_sessions: int = Field(
+        default=0, description="Sessions of the batch erased since (contract 17.4), not counted in session_count"
+    )
     dataset: DatasetView | None
     metrics: QualityReport | None
     experiments: list[ExperimentReport] | None = Field(

@@ -14,7 +14,8 @@ from clickstream.concurrency import Fanout
 from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
-from clickstream.domain.erasure.steps import ErasureSteps, PendingRewriter
+from clickstream.domain.datasets.rewrite import DatasetRewriter
+from clickstream.domain.erasure.steps import ErasureSteps
 from clickstream.domain.experiment_history import ExperimentHistory
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.late_writes import LateWrites
@@ -79,9 +80,11 @@ class Clickstream:
         self.lake = lake or lake_from_settings(settings)
         self.batches = BatchDirectory(context, self.lake)
         self.pager = Pager(context, self.batches)
-        self.exporter = Exporter(context, self.lake, pages or JinjaReportPages())
+        report_pages = pages or JinjaReportPages()
+        self.exporter = Exporter(context, self.lake, report_pages)
+        self.rewriter = DatasetRewriter(context, self.lake, report_pages)  # an erasure's (contract 17)
         self.experiments = ExperimentHistory(context)
-        self.erasure = ErasureSteps(context, self.lake, PendingRewriter())
+        self.erasure = ErasureSteps(context, self.lake, self.rewriter)
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)

@@ -97,6 +97,7 @@ class BatchDirectory:
             release_id=record.release_id,
             released_at=record.released_at,
             session_count=record.session_count,
+            erased_sessions=record.erased_sessions,
             dataset=DatasetView(
                 status=dataset.status,
                 manifest=self._lake.uri(manifest_key(record.batch_id)),

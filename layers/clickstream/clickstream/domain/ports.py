@@ -79,7 +79,10 @@ class BatchRecordStore(Protocol):
 
     def put(self, release: ReleaseRecord) -> None: ...
     def get(self, batch_id: str) -> BatchRecord | None: ...
-    def record_session_count(self, batch_id: str, session_count: int) -> None: ...
+    def record_session_count(self, batch_id: str, session_count: int, erased_sessions: int = 0) -> None:
+        """The batch is settled: its sessions, and its erased tombstones beside them (contract 17.4)."""
+        ...
+
     def newest(self, limit: int, before: str | None) -> tuple[list[BatchRecord], bool]: ...
     def claim_export(self, batch_id: str, claim: Dataset, stale_before: int) -> BatchRecord | None: ...
     def finish_export(self, batch_id: str, dataset: Dataset) -> bool: ...
@@ -87,6 +90,16 @@ class BatchRecordStore(Protocol):
     def account_erased(self, batch_id: str, session_count: int, erased_sessions: int) -> bool:
         """Set a settled batch's session_count and erased_sessions from a recount, unless erased_sessions
         would decrease (contract 17.4); False when not applied."""
+        ...
+
+    def hold_rewrite(self, batch_id: str, erasure_id: str, now: int, stale_before: int) -> bool:
+        """An erasure takes the exported dataset to rewrite it: one at a time (repeatable by the same one,
+        a hold taken before `stale_before` is given up); False when another holds it or it is not exported."""
+        ...
+
+    def rewrite_dataset(self, batch_id: str, dataset: Dataset, erasure_id: str, removed: int) -> bool:
+        """Record the rewritten dataset once per erasure (conditional on status exported and the hold),
+        moving `removed` sessions from session_count to erased_sessions; release the hold. Repeatable."""
         ...
 
 
@@ -227,6 +240,13 @@ class Lake(Protocol):
 
     def fetch(self, key: str, path: Path) -> bool:
         """Copy the object to `path`; False when there is none."""
+
+    def delete_noncurrent_versions(self, key: str) -> int:
+        """Delete the versions of exactly `key` that are not its current one, and its delete markers (an
+        erasure's rewrite replaced the object: the older versions hold what was erased); how many went."""
+
+    def remove(self, key: str) -> int:
+        """The object gone, with every version of it (a part a rewrite no longer has); how many went."""
 
 
 class KeySource(Protocol):

@@ -114,6 +114,7 @@ class Releaser:
         """Make the batch final: every number up to the frozen counter holds a session or a tombstone."""
         walks = self._fanout.map(lambda shard: walk_shard(self._storage, record, shard), range(record.shards))
         session_count = sum(walk.sessions for walk in walks)
+        erased_sessions = sum(walk.erased for walk in walks)  # an erasure ran before settle (contract 17.4)
         missing = [place for walk in walks for place in walk.missing]
         if missing:
             # Numbers handed out just before the seal are usually written within a few milliseconds.
@@ -132,16 +133,18 @@ class Releaser:
                     tombstones=tombstones,
                 )
         # The batch record first: once the release record is settled, the release is announced.
-        self._storage.batches.record_session_count(record.batch_id, session_count)
+        self._storage.batches.record_session_count(record.batch_id, session_count, erased_sessions)
         self._storage.releases.record_session_count(record, session_count)
         return record.settled(session_count)
 
 
 @dataclass
 class ShardWalk:
-    """One shard of a batch read at settle: the sessions in it, and the numbers of it nobody wrote."""
+    """One shard of a batch read at settle: the sessions in it, its erased tombstones (sessions an erasure
+    removed), and the numbers of it nobody wrote."""
 
     sessions: int = 0
+    erased: int = 0
     missing: list[Place] = field(default_factory=list)
 
 
@@ -156,6 +159,7 @@ def walk_shard(storage: Stores, record: ReleaseRecord, shard: int) -> ShardWalk:
             walk.missing.append(Place(record.batch_id, expected, record.shards))
             expected += record.shards
         walk.sessions += 0 if slot.is_tombstone else 1
+        walk.erased += slot.is_erased
         expected = slot.session_number + record.shards
     while expected <= record.last_number:
         walk.missing.append(Place(record.batch_id, expected, record.shards))

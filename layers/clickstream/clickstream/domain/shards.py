@@ -32,17 +32,27 @@ class _Shard:
 
 
 def sessions_after(
-    storage: Stores, fanout: Fanout, batch_id: str, shards: int, *, after_number: int, wanted: int
+    storage: Stores,
+    fanout: Fanout,
+    batch_id: str,
+    shards: int,
+    *,
+    after_number: int,
+    wanted: int,
+    erased: list[int] | None = None,
 ) -> Iterator[StoredSession]:
     """Sessions of the batch with number > `after_number`, ascending, tombstones left out; lazily, so a
     caller that stops early reads little more than it took. `wanted` sizes the reads: about that many
-    sessions are read in the first wave, split over the shards."""
+    sessions are read in the first wave, split over the shards. `erased` gets the numbers of the erased
+    tombstones read (some beyond the session last yielded: the reads run ahead)."""
     per_read = max(1, -(-wanted // shards) + (1 if shards > 1 else 0))
     parts = [_Shard(partition, per_read) for partition in shard_partitions(batch_id, shards)]
 
     def read(shard: _Shard) -> None:
         page = storage.sessions.shard_page(batch_id, shard.partition, after_number, shard.per_read, shard.start)
         shard.sessions.extend(page.sessions)
+        if erased is not None:
+            erased.extend(page.erased)
         shard.start = page.next_start
         shard.done = page.next_start is None
         if not page.sessions:  # a run of tombstones (numbers let go): read further at once next time

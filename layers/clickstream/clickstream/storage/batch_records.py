@@ -3,6 +3,10 @@
 Batch records carry `listing = "batch"`, the partition key of the index `batches_by_id`, so the batches
 can be listed newest first (ids sort by opening time); the pointer and release records are not in it.
 
+An erasure's rewrite of a dataset (domain/datasets/rewrite.py) holds the record's `rewrite_by` while it
+works (one rewrite of a dataset at a time: two at once would each write back the other's user), and records
+what it wrote once per erasure (the set `erasures`).
+
 DynamoDB calls: GetItem, PutItem, UpdateItem on BatchesTable; Query on its index batches_by_id.
 """
 
@@ -52,6 +56,7 @@ def batch_record(item: Item) -> BatchRecord:
         opened_at=optional_n(item, "opened_at"),
         dataset=_dataset(item),
         erased_sessions=optional_n(item, "erased_sessions") or 0,
+        erasures=frozenset(item.get("erasures", {}).get("SS", [])),
     )
 
 
@@ -79,15 +84,15 @@ class BatchRecords:
         item = self._dynamo.get(self._table, batch_key(batch_id))
         return None if item is None else batch_record(item)
 
-    def record_session_count(self, batch_id: str, session_count: int) -> None:
-        """The batch is settled: its final count. Repeatable."""
+    def record_session_count(self, batch_id: str, session_count: int, erased_sessions: int = 0) -> None:
+        """The batch is settled: its final count, and the erased tombstones beside it. Repeatable."""
         self._dynamo.call(
             "update_item",
             TableName=self._table,
             Key=batch_key(batch_id),
-            UpdateExpression="SET session_count = :count",
+            UpdateExpression="SET session_count = :count, erased_sessions = :erased",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":count": n(session_count)},
+            ExpressionAttributeValues={":count": n(session_count), ":erased": n(erased_sessions)},
         )
 
     def account_erased(self, batch_id: str, session_count: int, erased_sessions: int) -> bool:
@@ -185,6 +190,84 @@ class BatchRecords:
             ExpressionAttributeValues=values,
         )
         return response is not None
+
+    def hold_rewrite(self, batch_id: str, erasure_id: str, now: int, stale_before: int) -> bool:
+        """Make `erasure_id` the one rewriting the exported dataset, unless another holds it (one that took it
+        after `stale_before`); repeatable by the same erasure. False when not taken."""
+        response = self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression="SET rewrite_by = :erasure, rewrite_started_at = :now",
+            ConditionExpression=(
+                "dataset_status = :exported AND (attribute_not_exists(rewrite_by) OR rewrite_by = :erasure "
+                "OR rewrite_started_at < :stale)"
+            ),
+            ExpressionAttributeValues={
+                ":exported": s("exported"),
+                ":erasure": s(erasure_id),
+                ":now": n(now),
+                ":stale": n(stale_before),
+            },
+        )
+        return response is not None
+
+    def rewrite_dataset(self, batch_id: str, dataset: Dataset, erasure_id: str, removed: int) -> bool:
+        """The rewritten dataset recorded, once per erasure: its counts and reports; `removed` sessions moved
+        from session_count to erased_sessions (non-zero only for a batch whose items expired: no walk can
+        count them); the hold released. Repeatable; False when the dataset is not exported (or not held)."""
+        values: Item = {
+            ":exported": s("exported"),
+            ":erasure": s(erasure_id),
+            ":erasures": {"SS": [erasure_id]},
+            ":sessions": n(dataset.session_count or 0),
+            ":events": n(dataset.event_count or 0),
+            ":parts": n(dataset.parts or 0),
+            ":metrics": s(dataset.metrics or "{}"),
+            ":judgments": s(dataset.judgments or "{}"),
+            ":click_model": s(dataset.click_model or "{}"),
+            ":removed": n(removed),
+            ":minus": n(-removed),
+        }
+        sets = (
+            "SET exported_sessions = :sessions, exported_events = :events, exported_parts = :parts, "
+            "#metrics = :metrics, judgments = :judgments, click_model = :click_model"
+        )
+        removes = "REMOVE rewrite_by, rewrite_started_at"
+        if dataset.experiment_sums:
+            sets += ", experiment_sums = :experiments, experiments_truncated = :truncated"
+            values[":experiments"] = {"M": {name: s(sums) for name, sums in dataset.experiment_sums.items()}}
+            values[":truncated"] = {"BOOL": dataset.experiments_truncated}
+        else:  # the erased user's sessions were the experiments' only ones
+            removes += ", experiment_sums, experiments_truncated"
+        response = self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression=f"{sets} {removes} ADD erasures :erasures, session_count :minus, erased_sessions :removed",
+            ConditionExpression=(
+                "dataset_status = :exported AND rewrite_by = :erasure "
+                "AND (attribute_not_exists(erasures) OR NOT contains(erasures, :erasure))"
+            ),
+            ExpressionAttributeNames={"#metrics": "metrics"},  # a reserved word
+            ExpressionAttributeValues=values,
+        )
+        return response is not None or self._recorded_before(batch_id, erasure_id)
+
+    def _recorded_before(self, batch_id: str, erasure_id: str) -> bool:
+        """A repeated step: the rewrite is recorded already, only the hold may be left to release."""
+        record = self.get(batch_id)
+        if record is None or record.dataset.status != "exported" or erasure_id not in record.erasures:
+            return False
+        self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression="REMOVE rewrite_by, rewrite_started_at",
+            ConditionExpression="rewrite_by = :erasure",
+            ExpressionAttributeValues={":erasure": s(erasure_id)},
+        )
+        return True
 
     def fail_export(self, batch_id: str, export_id: str) -> None:
         """The export gave up; the next one may take the batch over."""

@@ -4,7 +4,8 @@ Keys are relative to the lake's root: `sessions/batch_id=<id>/part-00000.jsonl.g
 for consumers, `exports/batch_id=<id>/...` for the export's own work files (kept out of `sessions/`, which
 Athena reads whole).
 
-S3 calls: PutObject, GetObject, HeadObject on the lake bucket (and multipart upload for large parts).
+S3 calls: PutObject, GetObject, HeadObject on the lake bucket (and multipart upload for large parts); for an
+erasure only, ListObjectVersions (s3:ListBucketVersions) and DeleteObject of a version (s3:DeleteObjectVersion).
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ class FileLake:
         shutil.copyfile(source, path)
         return True
 
+    def delete_noncurrent_versions(self, key: str) -> int:
+        return 0  # a folder keeps no versions
+
+    def remove(self, key: str) -> int:
+        path = self._path(key)
+        if not path.exists():
+            return 0
+        path.unlink()
+        return 1
+
 
 class S3Lake:
     """The stack's dataset bucket."""
@@ -97,6 +108,25 @@ class S3Lake:
             return False
         path.write_bytes(data)
         return True
+
+    def delete_noncurrent_versions(self, key: str) -> int:
+        return self._delete_versions(key, keep_current=True)
+
+    def remove(self, key: str) -> int:
+        return self._delete_versions(key, keep_current=False)
+
+    def _delete_versions(self, key: str, *, keep_current: bool) -> int:
+        """Each version and delete marker of exactly `key` (the listing's prefix also finds longer keys),
+        but its current version when `keep_current`; deleted one by one, by version id."""
+        doomed: list[str] = []
+        for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=key):
+            for version in page.get("Versions", []):
+                if version.get("Key") == key and not (keep_current and version.get("IsLatest")):
+                    doomed.append(version["VersionId"])
+            doomed += [marker["VersionId"] for marker in page.get("DeleteMarkers", []) if marker.get("Key") == key]
+        for version_id in doomed:
+            self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=version_id)
+        return len(doomed)
 
 
 def lake_from_settings(settings: Settings) -> Lake:

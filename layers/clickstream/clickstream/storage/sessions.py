@@ -119,8 +119,10 @@ class SessionSlots:
         if start is not None:
             request["ExclusiveStartKey"] = start
         response = self._dynamo.call("query", **request)
-        sessions = [_session(item, batch_id) for item in response.get("Items", []) if "tombstone" not in item]
-        return ShardPage(sessions, response.get("LastEvaluatedKey"))
+        items = response.get("Items", [])
+        sessions = [_session(item, batch_id) for item in items if "tombstone" not in item]
+        erased = tuple(int(item["session_number"]["N"]) for item in items if "erased_by" in item)
+        return ShardPage(sessions, response.get("LastEvaluatedKey"), erased)
 
     def slots_between(self, partition: str, first: int, last: int) -> Iterator[Slot]:
         """The written slots of one shard numbered first..last (sessions and tombstones), keys only."""

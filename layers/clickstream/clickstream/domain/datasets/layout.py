@@ -30,6 +30,11 @@ def part_name(range_index: int, piece: int) -> str:
     return f"part-{range_index:05d}{'' if piece == 0 else f'-{piece}'}.{FORMAT}"
 
 
+def range_of_part(name: str) -> int:
+    """The range a part's name says it belongs to (`part_name`'s inverse, for its range)."""
+    return int(name.removeprefix("part-").split(".", 1)[0].split("-", 1)[0])
+
+
 def work_folder(batch_id: str) -> str:
     """The export's own files: outside `sessions/`, which Athena reads whole."""
     return f"exports/batch_id={batch_id}"

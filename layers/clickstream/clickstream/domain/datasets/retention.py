@@ -21,7 +21,7 @@ from typing import Any
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.layout import NumberRange
 from clickstream.domain.datasets.parts import ExportJob
-from clickstream.records import Place, Slot, partition_of
+from clickstream.records import BatchRecord, Place, Slot, partition_of
 
 DAY_S = 86_400
 
@@ -29,6 +29,14 @@ DAY_S = 86_400
 def expiry_of(exported_at_ms: int, retention_days: int) -> int | None:
     """When a dataset's items expire (epoch seconds, as DynamoDB TTL reads it); None: kept."""
     return exported_at_ms // 1000 + retention_days * DAY_S if retention_days > 0 else None
+
+
+def items_expired(record: BatchRecord, retention_days: int, now_ms: int) -> bool:
+    """The batch's items are past their time to live (or deleted by now): DynamoDB no longer counts its
+    sessions, only its dataset does (an erasure's rewrite then accounts what it removed, contract 17.4)."""
+    exported_at = record.dataset.exported_at
+    expires = None if exported_at is None else expiry_of(exported_at, retention_days)
+    return record.dataset.status == "exported" and expires is not None and now_ms // 1000 >= expires
 
 
 class Retention:

@@ -9,7 +9,7 @@ it runs: a step run again finds less than its first run did, whose counts stand.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clickstream.domain.context import Context
@@ -34,20 +34,6 @@ class DatasetRewrites(Protocol):
     """domain/datasets/rewrite.py: an exported dataset rewritten without the user's lines."""
 
     def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str) -> Rewritten: ...
-
-
-@dataclass(frozen=True)
-class _NothingRewritten:
-    sessions_removed: int = 0
-    events_removed: int = 0
-    replaced_keys: list[str] = field(default_factory=list)
-
-
-class PendingRewriter:
-    """Stands in until domain/datasets/rewrite.py is merged (branch erasure-datasets): rewrites nothing."""
-
-    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str) -> Rewritten:
-        return _NothingRewritten()
 
 
 @dataclass(frozen=True)

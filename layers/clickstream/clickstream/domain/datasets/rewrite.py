@@ -1,0 +1,192 @@
+"""An erasure's rewrite of an exported dataset (contract 17): the same dataset without one user's sessions.
+
+Every range is written again from its own parts in the lake, never from DynamoDB (the batch's items may
+have expired under retention): each kept line is copied byte for byte, the user's lines (`user_id` equal
+to the id as stored) are dropped, and the range's lists, judgment counts, experiment sums and summary are
+recounted from the kept lines by the export's own `RangeWriter`. Then the judgments, the report page and
+the manifest are published by the export's own code (publish.py), and the batch record's dataset fields
+are recorded once per erasure. A part that comes out the same is not uploaded again; a part the range no
+longer needs (its lines moved up into the range's first part) is removed with its versions.
+
+One rewrite of a dataset at a time: the erasure holds the batch record while it works (two at once would
+each write back the other's user). Repeatable after a crash at any point: the lines already dropped are not
+found again, a line read twice (moved to an earlier part by the crashed run) is read once, and the counts
+come from what the parts hold against what the record (written last) still says.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from clickstream.domain.context import Context
+from clickstream.domain.datasets.layout import (
+    NumberRange,
+    dataset_folder,
+    judgments_key,
+    manifest_key,
+    range_of_part,
+    report_key,
+)
+from clickstream.domain.datasets.parts import RangeSession, RangeWriter
+from clickstream.domain.datasets.publish import Publisher
+from clickstream.domain.datasets.retention import items_expired
+from clickstream.domain.ports import Lake, ReportPages
+from clickstream.errors import ExportNotReady, ExportRangeMissing
+from clickstream.records import BatchRecord, StoredEvent
+
+REWRITE_STALE_MS = 20 * 60_000  # a rewrite holding a dataset this long died (a Lambda runs 15 minutes at most)
+# The manifest's members that say what the export was: kept as they are (the counts and reports follow).
+_HEAD = ("schema_version", "release_id", "batch_id", "released_at", "exported_at", "events_until", "late_writes")
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """What a rewrite removed (0, 0 when run again), and every lake key whose older versions may hold the
+    user: each object it wrote or removed, and every part of the dataset (a part written by a retried
+    export keeps older copies too)."""
+
+    sessions_removed: int
+    events_removed: int
+    replaced_keys: list[str]
+
+
+@dataclass
+class PartLines:
+    """A range's sessions as its parts hold them (the rewrite's `SessionSource`): every line but the user's."""
+
+    lake: Lake
+    keys: list[str]
+    stored_user_id: str
+    folder: Path
+    dropped: int = 0
+
+    def sessions(self) -> Iterator[RangeSession]:
+        last_number = 0
+        for piece, key in enumerate(self.keys):
+            path = self.folder / f"read-{piece}.jsonl.gz"
+            if not self.lake.fetch(key, path):
+                continue  # removed by an earlier run of this rewrite: its lines had moved up (read below)
+            with gzip.open(path, "rb") as stream:
+                for line in stream:
+                    session = json.loads(line)
+                    if session["session_number"] <= last_number:
+                        continue  # an earlier run moved it to an earlier part of the range: read there already
+                    last_number = session["session_number"]
+                    if session.get("user_id") == self.stored_user_id:
+                        self.dropped += 1
+                        continue
+                    yield line_session(line, session)
+            path.unlink()
+
+    def erased(self) -> int:
+        return self.dropped
+
+
+def line_session(line: bytes, session: dict[str, Any]) -> RangeSession:
+    """A part's line as the aggregates read it (the line's members include the search document's)."""
+    events = [
+        StoredEvent(
+            event["event_id"],
+            event["object_id"],
+            event["event_type"],
+            event["created_at"],
+            None if event["meta"] is None else json.dumps(event["meta"], ensure_ascii=False),
+        )
+        for event in session["events"]
+    ]
+    experiment = session.get("experiment")
+    return RangeSession(
+        line=line,
+        number=session["session_number"],
+        session_id=session["session_id"],
+        created_at=session["created_at"],
+        flags=(session["is_irrelevant"], session["is_payload_search"]),
+        document=session,
+        experiment=None if experiment is None else json.dumps(experiment, ensure_ascii=False),
+        events=events,
+    )
+
+
+class DatasetRewriter:
+    def __init__(self, context: Context, lake: Lake, pages: ReportPages) -> None:
+        self._context = context
+        self._storage = context.storage
+        self._lake = lake
+        self._publisher = Publisher(context, lake, pages)
+
+    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str) -> Rewritten:
+        """The batch's dataset without the lines of `stored_user_id`; nothing when it is not exported (a later
+        export reads DynamoDB, where the user is gone); ExportNotReady while it is being exported or another
+        erasure rewrites it (retried)."""
+        record = self._storage.batches.get(batch_id)
+        if record is not None and record.dataset.status == "exporting":
+            raise ExportNotReady(f"batch {batch_id} is being exported: its dataset is rewritten once it exists")
+        if record is None or record.dataset.status != "exported":
+            return Rewritten(0, 0, [])
+        now = self._context.clock()
+        if not self._storage.batches.hold_rewrite(batch_id, erasure_id, now, now - REWRITE_STALE_MS):
+            raise ExportNotReady(f"another erasure is rewriting batch {batch_id}")
+        record = self._storage.batches.get(batch_id) or record  # as the hold found it
+        old = self._manifest(batch_id)
+        with tempfile.TemporaryDirectory(prefix="rewrite-") as work:
+            summaries, written = self._rewrite_ranges(old, stored_user_id, Path(work))
+        new_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for summary in summaries for part in summary["parts"]}
+        old_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for part in old["parts"]}
+        for key in sorted(old_parts - new_parts):
+            self._lake.remove(key)  # before the manifest: a run after a crash still finds the lines moved up
+        judged = self._publisher.judge(batch_id, len(summaries))
+        kept = sum(part["sessions"] for summary in summaries for part in summary["parts"])
+        erased = old["session_count"] + old.get("erased_sessions", 0) - kept  # their sum never changes
+        head = {name: old[name] for name in _HEAD if name in old}
+        published = self._publisher.publish(head, summaries, judged, erased)
+        removed, events_removed = _removed(record, erasure_id, published.manifest)
+        accounted = removed if items_expired(record, self._context.settings.retention_days, now) else 0
+        dataset = replace(published.dataset, export_id=record.dataset.export_id)
+        if not self._storage.batches.rewrite_dataset(batch_id, dataset, erasure_id, accounted):
+            raise ExportNotReady(f"batch {batch_id}: the rewrite of erasure {erasure_id} no longer holds it")
+        replaced = {*written, *old_parts, *new_parts, judgments_key(batch_id), report_key(batch_id)}
+        return Rewritten(removed, events_removed, sorted(replaced | {manifest_key(batch_id)}))
+
+    def _manifest(self, batch_id: str) -> dict[str, Any]:
+        data = self._lake.get_bytes(manifest_key(batch_id))
+        if data is None:
+            raise ExportRangeMissing(batch_id, 0)
+        manifest: dict[str, Any] = json.loads(data)
+        return manifest
+
+    def _rewrite_ranges(
+        self, old: dict[str, Any], stored_user_id: str, folder: Path
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every range of the dataset written again from its parts: the summaries, and the keys written."""
+        batch_id = old["batch_id"]
+        stored = {f"{dataset_folder(batch_id)}/{part['key']}": part["sha256"] for part in old["parts"]}
+        by_range: dict[int, list[dict[str, Any]]] = {}
+        for part in old["parts"]:
+            by_range.setdefault(range_of_part(part["key"]), []).append(part)
+        summaries, written = [], []
+        for index in range(max(by_range, default=0) + 1):  # a range with no part has no line: its lists are empty
+            parts = by_range.get(index, [])
+            keys = [f"{dataset_folder(batch_id)}/{part['key']}" for part in parts]
+            first = min((part["first_number"] for part in parts), default=0)
+            last = max((part["last_number"] for part in parts), default=0)
+            source = PartLines(self._lake, keys, stored_user_id, folder)
+            writer = RangeWriter(self._lake, batch_id, NumberRange(index, first, last), source, stored=stored)
+            summaries.append(writer.write())
+            written += writer.written
+        return summaries, written
+
+
+def _removed(record: BatchRecord, erasure_id: str, manifest: dict[str, Any]) -> tuple[int, int]:
+    """Sessions and events this erasure removed: what the record (written last, once per erasure) counted
+    before, less what the parts hold now; none when the record says this erasure is recorded already."""
+    if erasure_id in record.erasures:
+        return 0, 0
+    sessions = (record.dataset.session_count or 0) - manifest["session_count"]
+    events = (record.dataset.event_count or 0) - manifest["event_count"]
+    return sessions, events
