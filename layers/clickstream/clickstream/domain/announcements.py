@@ -21,22 +21,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from clickstream.changes import BatchChange, ErasureChange, ReleaseChange, StoredChange, TaskChange
 from clickstream.domain.datasets.experiments import report_of_recorded
 from clickstream.domain.datasets.layout import judgments_key, manifest_key
 from clickstream.domain.improvement import task_view
 from clickstream.domain.ports import Bus, ErasureStarter, Lake, Queue, Stores
 from clickstream.domain.telemetry import Telemetry
 from clickstream.errors import BatchNotFound, TaskNotFound
-from clickstream.records import (
-    BatchChange,
-    BatchRecord,
-    ErasureChange,
-    ReleaseChange,
-    StoredChange,
-    StoredTask,
-    TaskChange,
-    recorded,
-)
+from clickstream.records import BatchRecord, StoredTask, recorded
 
 Image = Mapping[str, Any]  # a stream image as the stream carries it (storage decodes it)
 ChangeDecoder = Callable[[Image | None, Image | None], StoredChange]

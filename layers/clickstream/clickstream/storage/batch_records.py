@@ -105,7 +105,8 @@ class BatchRecords:
             Key=batch_key(batch_id),
             UpdateExpression="SET session_count = :count, erased_sessions = :erased",
             ConditionExpression=(
-                "attribute_exists(session_count) AND (attribute_not_exists(erased_sessions) OR erased_sessions <= :erased)"
+                "attribute_exists(session_count) AND "
+                "(attribute_not_exists(erased_sessions) OR erased_sessions <= :erased)"
             ),
             ExpressionAttributeValues={":count": n(session_count), ":erased": n(erased_sessions)},
         )

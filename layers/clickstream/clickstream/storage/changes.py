@@ -2,8 +2,8 @@
 
 A stream image is an item in DynamoDB's attribute-value form (`{"pk": {"S": "release#r1"}, ...}`), the
 same form GetItem answers, so each item is decoded by its gateway's own decoder. The outbox asks only about
-release records, released-batch records, erasure records and tasks; any other change (the pointer, a removal, the keys-only
-record moto streams when an update creates an item) decodes to None.
+release records, released-batch records, erasure records and tasks; any other change (the pointer, a
+removal, the keys-only record moto streams when an update creates an item) decodes to None.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from clickstream.records import BatchChange, ErasureChange, ReleaseChange, StoredChange, StoredTask, TaskChange
+from clickstream.changes import BatchChange, ErasureChange, ReleaseChange, StoredChange, TaskChange
+from clickstream.records import StoredTask
 from clickstream.storage.batch_records import BATCH_PREFIX, batch_record
 from clickstream.storage.erasures import ERASURE_PREFIX, erasure_of
 from clickstream.storage.plumbing import Item

@@ -147,7 +147,11 @@ class Claims:
         else:
             condition = "batch_id = :batch AND session_number = :number"
             values = {":batch": s(place.batch_id), ":number": n(place.session_number)}
-        request: Item = {"TableName": self._table, "Key": {"session_id": s(session_id)}, "ConditionExpression": condition}
+        request: Item = {
+            "TableName": self._table,
+            "Key": {"session_id": s(session_id)},
+            "ConditionExpression": condition,
+        }
         if values is not None:
             request["ExpressionAttributeValues"] = values
         return self._dynamo.conditional("delete_item", **request) is not None

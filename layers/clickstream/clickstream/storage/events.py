@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from clickstream.errors import StorageUnavailable
-
 from clickstream.records import EventsRead, StoredEvent
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_s, s
 

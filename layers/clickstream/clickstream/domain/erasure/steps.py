@@ -85,7 +85,9 @@ class ErasureSteps:
         """Each found session's claim deleted: from now on every route answers 404 for it."""
         work = self._work(erasure_id)
         sessions = list(work.sessions.values())
-        deleted = self._context.fanout.map(lambda found: self._storage.claims.delete(found.session_id, found.place), sessions)
+        deleted = self._context.fanout.map(
+            lambda found: self._storage.claims.delete(found.session_id, found.place), sessions
+        )
         return {"unclaimed": sum(deleted)}
 
     def purge(self, erasure_id: str) -> dict[str, Any]:
@@ -138,7 +140,9 @@ class ErasureSteps:
         removes the stored user id, the user's lock and the registration guard's key)."""
         erasure = self._running(erasure_id)
         if erasure is not None:
-            self._record_at_least(erasure, ErasureCounts(datasets_rewritten=sum(bool(d.get("rewritten")) for d in datasets)))
+            self._record_at_least(
+                erasure, ErasureCounts(datasets_rewritten=sum(bool(d.get("rewritten")) for d in datasets))
+            )
             for batch_id in self._storage.user_datasets.batches_of(erasure.user_key):
                 self._storage.user_datasets.remove(erasure.user_key, batch_id)
             self._lake.remove(worklist_key(erasure_id))
@@ -165,7 +169,9 @@ class ErasureSteps:
             for name in names
         }
         self._storage.erasures.record_counts(erasure.erasure_id, ErasureCounts(**kept))
-        return ErasureCounts(**{name: kept[name] if kept[name] is not None else getattr(current, name) for name in names})
+        return ErasureCounts(
+            **{name: kept[name] if kept[name] is not None else getattr(current, name) for name in names}
+        )
 
     @staticmethod
     def _closed(erasure: Erasure | None, erasure_id: str) -> dict[str, Any]:
