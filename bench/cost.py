@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clickstream.storage.erasures import ACTIVE_KEY
 from local.dynamodb import dynamodb_client, ensure_tables, local_table_names
 from local.environment import lambda_environment
 from local.template import load_template, table_definitions
@@ -89,6 +90,7 @@ class CapacityMeter:
     sparse: dict[str, list[str]] = field(default_factory=dict)  # table name -> KEYS_ONLY indexes' hash keys
     routes: dict[str, RouteCost] = field(default_factory=lambda: defaultdict(RouteCost))
     route: str = "setup"
+    guard_reads: int = 0  # reads of the users being erased (registration's erasure guard, contract 17.3)
     _current: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +103,9 @@ class CapacityMeter:
         if model.name in METERED_OPERATIONS:
             params["ReturnConsumedCapacity"] = "TOTAL"
         table = self._current.table = params.get("TableName", "")
+        if model.name == "GetItem" and params.get("Key", {}).get("pk", {}).get("S") == ACTIVE_KEY:
+            with self._lock:
+                self.guard_reads += 1
         item = params.get("Item", {}) if model.name == "PutItem" else {}
         self._current.sparse_entries = sum(1 for key in self.sparse.get(table, []) if key in item)
 
@@ -366,5 +371,6 @@ def measure(sessions: int) -> dict[str, Any]:
         "prices_date": PRICES_DATE,
         "routes": per_call,
         "log_bytes_per_call": round(logged[0] / sum(cost.calls for cost in routes.values())),
+        "erasure_guard_reads": meter.guard_reads,
         "per_million": _per_million(routes, sessions, logged[0], lake),
     }

@@ -232,7 +232,8 @@ def _counts(cases: list[Case]) -> list[str]:
         "scenario and fails when a case issues more requests than listed here. `make bench` rewrites it, so "
         "a rise shows in the diff of this file. Events and irrelevant marks read their batch's state (is it fenced "
         "by its export?, contract 13.5); a container caches it for `BATCH_STATE_CACHE_MS` (10 s), so most calls "
-        "skip that read; the scenario runs with the cache off and counts it every time.",
+        "skip that read; the scenario runs with the cache off and counts it every time. So it does for the set of "
+        "users being erased, which a registration with a user_id reads (contract 17.3; the sample sessions have one).",
         "",
         counts_table(cases),
     ]

@@ -236,6 +236,15 @@ class Scenario:
         self.page("page_past_end_released", "after the last session, batch released", after_number=str(total))
 
 
+    def erasures(self) -> None:
+        """An erasure asked for, asked again while open, and read (no erasure runs: registrations go on)."""
+        body = {"user_id": f"{self._prefix}-leaving"}
+        route = "POST /user/erase"
+        asked = self.call("erase_user", route, "user with no open erasure: a new one", body=body, expect=202)
+        self.call("erase_user_repeat", route, "same user while pending: that erasure", body=body, expect=202)
+        self.call("get_erasure", "GET /erasure", "pending erasure", query={"erasure_id": asked["erasure_id"]})
+
+
 def _clicks(session_id: str) -> list[dict[str, str]]:
     return [{"event_id": f"{session_id}-e{n}", "object_id": "shoe-17"} for n in range(EVENTS_PER_SESSION)]
 
@@ -253,6 +262,7 @@ def run_scenario(send: Call, counter: RequestCounter, prefix: str = "scn") -> li
     scenario.read_and_schedule()
     scenario.page_and_release()
     scenario.batches()
+    scenario.erasures()
     return list(scenario.cases.values())
 
 

@@ -102,4 +102,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if step not in STEPS:
         raise ValueError(f"unknown erasure step {step!r}: expected one of {', '.join(STEPS)}")
     log_keys(erasure_id=str(event.get("erasure_id")))
-    return STEPS[step](get_service().erasure, event)
+    return STEPS[step](get_service().erasure_steps, event)

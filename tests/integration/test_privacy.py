@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 
-from clickstream import runtime
 from clickstream.domain.pseudonyms import PSEUDONYM_PREFIX, user_key
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws, dynamodb_client
-from local.secrets import LOCAL_ONLY_HMAC_KEY, apply_user_id_secret
+from local.secrets import LOCAL_ONLY_HMAC_KEY
 from tests.support import new_session_body, sample_event, unique
 from tests.support.datasets import dataset_sessions, run_export
 from tests.support.domain import new_session
@@ -30,17 +29,6 @@ RAW_USER = "alice@example.com"
 def expected_pseudonym(user_id: str, key: str = LOCAL_ONLY_HMAC_KEY) -> str:
     """Worked out apart from the service: HMAC-SHA256 of the id under the secret's string."""
     return PSEUDONYM_PREFIX + hmac.new(key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-
-
-@pytest.fixture
-def hmac_on(tables: dict[str, str], dynamodb: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> str:
-    """USER_ID_HASHING=hmac with the key in the embedded Secrets Manager, as `make run` sets it up."""
-    environ = {"USER_ID_HASHING": "hmac"}
-    apply_user_id_secret(dynamodb.endpoint, environ)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    runtime.reset()
-    return environ["USER_ID_HMAC_SECRET_ARN"]
 
 
 def register(invoke_http: Invoke, **overrides: Any) -> str:

@@ -37,7 +37,9 @@ def marked_events(session_id: str, *event_ids: str) -> dict[str, Any]:
     return {"session_id": session_id, "events": events}
 
 
-def requests_on_every_route(batch_id: str) -> list[tuple[str, dict[str, Any] | str | None, dict[str, str] | None]]:
+def requests_on_every_route(
+    batch_id: str, erasure_id: str
+) -> list[tuple[str, dict[str, Any] | str | None, dict[str, str] | None]]:
     """(sample event, body, query) for each route, user data wherever a route takes it, errors included (a
     body given as text is sent as it is)."""
     oversized = {**marked_session("sess-big"), "search_meta": {"padding": MARKER * 200_000}}
@@ -65,6 +67,10 @@ def requests_on_every_route(batch_id: str) -> list[tuple[str, dict[str, Any] | s
         ("complete_task", {"session_id": "sess-leak", "status": "failed"}, None),  # 409
         ("batch_release", {"release_id": "release-leak"}, None),
         ("add_events", marked_events("sess-leak", "e-late"), None),  # after the release
+        ("erase_user", {"user_id": f"user-{MARKER}"}, None),  # still pending: the same erasure (202)
+        ("erase_user", {"user_id": f"{MARKER}\u0007"}, None),  # 422
+        ("get_erasure", None, {"erasure_id": erasure_id}),  # its record holds the user id: never shown
+        ("get_erasure", None, {"erasure_id": "e-1795348800000-0123456789ab"}),  # 404
     ]
 
 
@@ -79,16 +85,20 @@ def test_no_trace_and_no_log_line_carries_user_data(
     for instance_output in (deployed.instance(function_id).output for function_id in deployed.function_ids):
         instance_output.clear()
     registered = deployed.invoke_http("CollectionFunction", sample_event("register_session", body=marked_session("s0")))
-    statuses, answers = [], []
-    for name, body, query in requests_on_every_route(registered.body["batch_id"]):
+    erasure = deployed.invoke_http(
+        "ErasureRequestFunction", sample_event("erase_user", body={"user_id": f"user-{MARKER}"})
+    )
+    statuses, answers = [erasure.status], []
+    for name, body, query in requests_on_every_route(registered.body["batch_id"], erasure.body["erasure_id"]):
         event = sample_event(name, body=None if isinstance(body, str) else body, query=query)
         if isinstance(body, str):
             event["body"] = body
         answer = deployed.invoke_http(function_of(event), event)
         statuses.append(answer.status)
         answers.append(json.dumps(answer.body))
-    assert {200, 400, 404, 409, 413, 422} <= set(statuses), statuses
-    assert len(leaks(answers)) == 2  # the user data was there to leak: get_session and batch_sessions show it
+    assert {200, 202, 400, 404, 409, 413, 422} <= set(statuses), statuses
+    # The user data was there to leak: get_session and batch_sessions show it, an erasure request echoes its id.
+    assert len(leaks(answers)) == 3
     error_causes = []
     try:
         deployed.invoke("BatchReleaseFunction", {"release_id": f"{MARKER} not an id!"})

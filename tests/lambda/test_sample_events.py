@@ -32,6 +32,8 @@ LIFE = [
     "get_report",  # released, not exported yet: 404
     "batch_release_direct",
     "get_experiment",  # no export runs in this life: 404, as in process
+    "erase_user",  # 202: the erasure is asked for (no machine runs here: it stays pending)
+    "get_erasure",
 ]
 
 
@@ -54,7 +56,8 @@ def test_a_sessions_life_answers_as_in_process(deployed: DeployedFunctions, stat
     assert as_deployed == in_process
     statuses = {step["sample"]: step.get("status") for step in as_deployed}
     skipped = ("batch_release_direct", "get_report", "get_experiment")
-    assert all(statuses[name] == 200 for name in LIFE if name not in skipped), statuses
+    assert all(statuses[name] == 200 for name in LIFE if name not in (*skipped, "erase_user")), statuses
+    assert statuses["erase_user"] == 202
     assert statuses["get_report"] == 404  # released, its dataset not exported yet
     assert statuses["get_experiment"] == 404
     release = next(step for step in reversed(as_deployed) if step["sample"] == "batch_release_direct")
@@ -69,10 +72,11 @@ def test_each_route_is_a_subsegment_with_its_dynamodb_calls(
     assert isinstance(xray, XRayDaemon)
     xray.clear()
     run_samples(deployed.invoke, LIFE)
-    documents = wait_for_segments(xray, "## complete_task")
+    documents = wait_for_segments(xray, "## erasure")
     names = {part["name"] for document in documents for part in walk(document)}
     routes = {"register_session", "add_events", "get_session", "mark_irrelevant", "batch_sessions", "batch", "batches"}
     routes |= {"use_for_improvement", "tasks", "complete_task", "release_batch", "handler"}  # route functions' names
+    routes |= {"erase_user", "erasure"}
     assert {f"## {route}" for route in routes} | {"## release_directly", "dynamodb"} <= names, names
     handlers = [document for document in documents if document["name"] == "## handler"]
     assert len({handler["trace_id"] for handler in handlers}) == len(handlers) >= 10  # a trace per invocation

@@ -24,6 +24,7 @@ Invoke = Callable[[str, Any], Any]
 BUCKET = "clickstream-lake"  # the template's DatasetBucket, on the embedded moto
 
 _BATCH_ID = re.compile(r"\bb-\d{13}-[0-9a-f]{12}\b")
+_ERASURE_ID = re.compile(r"\be-\d{13}-[0-9a-f]{12}\b")
 _TIMES = re.compile(r"(_at|_until|_after|_ms|timestamp|time)$")
 _OPAQUE = {"next", "request_id", "export_id", "expires_at"}
 
@@ -37,7 +38,8 @@ def function_of(event: dict[str, Any]) -> str:
 
 
 def comparable(value: Any, key: str = "") -> Any:
-    """`value` with batch ids, times and cursors replaced by placeholders (they differ from run to run)."""
+    """`value` with batch and erasure ids, times and cursors replaced by placeholders (they differ from run to
+    run)."""
     if isinstance(value, dict):
         return {name: comparable(member, name) for name, member in value.items()}
     if isinstance(value, list):
@@ -45,7 +47,7 @@ def comparable(value: Any, key: str = "") -> Any:
     if value is not None and (key in _OPAQUE or (_TIMES.search(key) and isinstance(value, int | float))):
         return f"<{key}>"
     if isinstance(value, str):
-        return _BATCH_ID.sub("<batch_id>", value)
+        return _ERASURE_ID.sub("<erasure_id>", _BATCH_ID.sub("<batch_id>", value))
     return value
 
 
@@ -63,25 +65,32 @@ def outcome(invoke: Invoke, function_id: str, event: Any) -> dict[str, Any]:
     return {"result": comparable(result)}
 
 
-def sample_for(name: str, batch_id: str | None) -> dict[str, Any]:
-    """A sample event; one that names a batch names `batch_id` (this run's) instead of the sample's."""
+# The samples whose answer names an id later samples use (the answer's field is the query parameter).
+_NAMING = {"register_session": "batch_id", "erase_user": "erasure_id"}
+
+
+def sample_for(name: str, named: dict[str, str]) -> dict[str, Any]:
+    """A sample event; one that names a batch or an erasure names this run's (`named`) instead of the sample's."""
     event = load_event(name)
     query = dict(urllib.parse.parse_qsl(event.get("rawQueryString", "")))
-    if batch_id is not None and "batch_id" in query:
-        return sample_event(name, query={**query, "batch_id": batch_id})
+    if set(query) & set(named):
+        return sample_event(name, query={**query, **{key: value for key, value in named.items() if key in query}})
     return event
 
 
 def run_samples(invoke: Invoke, names: list[str]) -> list[dict[str, Any]]:
     """Each named sample event through its function, in order; after a registration, the batch named is the
-    registered session's."""
-    outcomes, batch_id = [], None
+    registered session's, and after an erasure request the erasure named is the one it answered."""
+    outcomes: list[dict[str, Any]] = []
+    named: dict[str, str] = {}
     for name in names:
-        event = sample_for(name, batch_id)
-        result = invoke(function_of(event), event) if name == "register_session" else None
-        if result is not None:
-            answer = http_result(result)
-            batch_id = (answer.body or {}).get("batch_id") if answer.status == 200 else None
+        event = sample_for(name, named)
+        if name in _NAMING:
+            answer = http_result(invoke(function_of(event), event))
+            field = _NAMING[name]
+            named.pop(field, None)
+            if answer.status in (200, 202):
+                named[field] = answer.body[field]
             outcomes.append({"sample": name, "status": answer.status, "body": comparable(answer.body)})
             continue
         outcomes.append({"sample": name, **outcome(invoke, function_of(event), event)})

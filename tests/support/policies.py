@@ -53,6 +53,9 @@ ERASURE_MACHINE = "ErasureStateMachine"  # a state machine's Ref is its ARN
 #     exports/, judgments/, reports/ (domain/datasets/rewrite.py), the report page's earlier releases (index
 #     Query); ListBucket (a missing work file answers 404), ListBucketVersions and DeleteObjectVersion (the
 #     replaced objects' older versions): the only role that may delete versions.
+#   ErasureRequest: POST /user/erase puts the user's lock and the erasure record (conditional puts), reads them,
+#     and clears a lock its closed erasure left (conditional delete); GET /erasure reads the record; with
+#     UserIdHashing=hmac the key, to look up the user id as stored.
 EXPECTED_GRANTS: dict[str, Grants] = {
     "CollectionFunction": {
         "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
@@ -88,6 +91,10 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "ImprovementTasksTable": {"dynamodb:GetItem"},
         "OutboxDeadLetterQueue": {"sqs:SendMessage"},
         "ImprovementTasksQueue": {"sqs:SendMessage"},
+    },
+    "ErasureRequestFunction": {
+        "BatchesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        USER_ID_KEY: {"secretsmanager:GetSecretValue"},
     },
     "ExportFunction": {
         "BatchesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},

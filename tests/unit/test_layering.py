@@ -21,7 +21,13 @@ def _module_name(path: Path) -> str:
 
 
 DOMAIN_MODULES = sorted(_module_name(path) for path in DOMAIN.rglob("*.py"))
-BOTO_FREE = ["clickstream.records", "clickstream.views", "clickstream.models", *DOMAIN_MODULES]
+BOTO_FREE = [
+    "clickstream.records",
+    "clickstream.views",
+    "clickstream.models",
+    "clickstream.erasure_models",
+    *DOMAIN_MODULES,
+]
 
 # Refuses boto3 and botocore (and the report page's template engine, which only clickstream.pages may
 # load, on its first page) outright, then imports the module and names anything of theirs it loaded.

@@ -54,7 +54,8 @@ def test_the_secret_is_read_once_per_container_even_from_many_threads() -> None:
     assert client.calls == 1
 
 
-def test_the_key_is_a_generated_secret_made_only_with_hmac_and_named_to_the_collection_function_alone() -> None:
+def test_the_key_is_a_generated_secret_made_only_with_hmac_and_named_only_where_raw_ids_arrive() -> None:
+    """Registration pseudonymises at the door; an erasure request takes the raw id and looks up its pseudonym."""
     template = load_template()
     secret = template["Resources"]["UserIdKeySecret"]
     assert secret["Condition"] == "UserIdHmacOn"
@@ -66,6 +67,8 @@ def test_the_key_is_a_generated_secret_made_only_with_hmac_and_named_to_the_coll
         if resource["Type"] == "AWS::Serverless::Function"
         and "USER_ID_HMAC_SECRET_ARN" in resource["Properties"].get("Environment", {}).get("Variables", {})
     }
-    assert named == {"CollectionFunction"}
-    variables = template["Resources"]["CollectionFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["USER_ID_HMAC_SECRET_ARN"].value[1] == Intrinsic("Ref", "UserIdKeySecret")
+    assert named == {"CollectionFunction", "ErasureRequestFunction"}
+    for function_id in named:
+        variables = template["Resources"][function_id]["Properties"]["Environment"]["Variables"]
+        assert variables["USER_ID_HMAC_SECRET_ARN"].value[1] == Intrinsic("Ref", "UserIdKeySecret")
+        assert variables["USER_ID_HASHING"] == Intrinsic("Ref", "UserIdHashing")

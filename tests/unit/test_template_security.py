@@ -58,6 +58,32 @@ def test_function_policies_grant_exactly_the_dynamodb_calls_the_code_makes() -> 
         assert function_grants(function) == EXPECTED_GRANTS[function_id], function_id
 
 
+def test_erasure_requests_read_the_key_only_with_hmac_exactly_as_registration_does() -> None:
+    """POST /user/erase takes the raw id: it needs the pseudonymisation key under the same condition, and
+    nothing of the sessions' tables (the erasure state machine's own function does the erasing)."""
+    functions = resources_of_type(load_template(), "AWS::Serverless::Function")
+
+    def conditional(function_id: str) -> list[Any]:
+        [policy] = functions[function_id]["Properties"]["Policies"]
+        return [statement for statement in policy["Statement"] if isinstance(statement, Intrinsic)]
+
+    [key] = conditional("ErasureRequestFunction")
+    assert key == Intrinsic(
+        "Fn::If",
+        [
+            "UserIdHmacOn",
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": Intrinsic("Ref", "UserIdKeySecret"),
+            },
+            Intrinsic("Ref", "AWS::NoValue"),
+        ],
+    )
+    assert conditional("CollectionFunction") == [key]
+    assert set(EXPECTED_GRANTS["ErasureRequestFunction"]) == {"BatchesTable", "UserIdKeySecret"}
+
+
 def test_tables_are_retained_recoverable_and_encrypted() -> None:
     template = load_template()
     assert not resources_of_type(template, "AWS::Serverless::SimpleTable")

@@ -27,6 +27,7 @@ from clickstream.errors import (
     BatchNotFound,
     ClickstreamError,
     ConflictError,
+    ErasureNotFound,
     ExperimentNotFound,
     InvalidField,
     NoCollectingBatch,
@@ -36,6 +37,7 @@ from clickstream.errors import (
     StorageUnavailable,
     TaskCompletedOtherwise,
     TaskNotFound,
+    UserBeingErased,
 )
 from clickstream.models import ErrorBody, ValidationErrorBody
 from clickstream.observability import PowertoolsTelemetry, logger, metrics, traced_section, tracer
@@ -65,6 +67,8 @@ _STATUS: dict[type[ClickstreamError], HTTPStatus] = {
     ExperimentNotFound: HTTPStatus.NOT_FOUND,
     ReportNotFound: HTTPStatus.NOT_FOUND,
     TaskNotFound: HTTPStatus.NOT_FOUND,
+    ErasureNotFound: HTTPStatus.NOT_FOUND,
+    UserBeingErased: HTTPStatus.CONFLICT,
     TaskCompletedOtherwise: HTTPStatus.CONFLICT,
     NoCollectingBatch: HTTPStatus.NOT_FOUND,
     InvalidField: HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -91,8 +95,8 @@ def error_responses(*statuses: int) -> dict[int, Any]:
     return documented
 
 
-def ok_response(model: Any, description: str = "OK") -> dict[int, Any]:
-    return {200: {"description": description, "content": {"application/json": {"model": model}}}}
+def ok_response(model: Any, description: str = "OK", status: int = 200) -> dict[int, Any]:
+    return {status: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
 def _field_name(location: Sequence[Any]) -> str:

@@ -35,6 +35,20 @@ class ReportNotFound(ClickstreamError):
         self.batch_id = batch_id
 
 
+class ErasureNotFound(ClickstreamError):
+    def __init__(self, erasure_id: str) -> None:
+        super().__init__(f"Erasure with id={erasure_id} not found")
+        self.erasure_id = erasure_id
+
+
+class UserBeingErased(ClickstreamError):
+    """A registration for a user an erasure is running for (contract 17.3): refused rather than stored beside
+    an erasure that may not find it. Retrying once the erasure is done is fine (erasure is not a ban)."""
+
+    def __init__(self) -> None:
+        super().__init__("An erasure of this user is running; retry after it is done")
+
+
 class TaskNotFound(ClickstreamError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"No improvement task for session with id={session_id}")

@@ -15,6 +15,7 @@ from clickstream.domain.batches import BatchDirectory
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.datasets.rewrite import DatasetRewriter
+from clickstream.domain.erasure.requests import ErasureGuard, ErasureRequests
 from clickstream.domain.erasure.steps import ErasureSteps
 from clickstream.domain.experiment_history import ExperimentHistory
 from clickstream.domain.improvement import Improvement
@@ -27,6 +28,7 @@ from clickstream.domain.release import Releaser
 from clickstream.domain.rules import Clock, now_ms
 from clickstream.domain.sessions import Sessions
 from clickstream.domain.telemetry import Silent, Telemetry
+from clickstream.erasure_models import ErasureRequested, ErasureView
 from clickstream.models import (
     EventsAdded,
     ImprovementDecision,
@@ -73,7 +75,8 @@ class Clickstream:
         )
         self.user_ids = context.user_ids
         self.releaser = Releaser(context)
-        self.registrar = Registrar(context, self.releaser)
+        self.erasure_requests = ErasureRequests(context)
+        self.registrar = Registrar(context, self.releaser, ErasureGuard(context))
         self.late_writes = LateWrites(context)
         self.sessions = Sessions(context, self.registrar, self.late_writes)
         self.improvement = Improvement(context, self.sessions, self.late_writes)
@@ -84,7 +87,7 @@ class Clickstream:
         self.exporter = Exporter(context, self.lake, report_pages)
         self.rewriter = DatasetRewriter(context, self.lake, report_pages)  # an erasure's (contract 17)
         self.experiments = ExperimentHistory(context)
-        self.erasure = ErasureSteps(context, self.lake, self.rewriter)
+        self.erasure_steps = ErasureSteps(context, self.lake, self.rewriter)
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)
@@ -124,3 +127,9 @@ class Clickstream:
 
     def experiment(self, experiment_id: str) -> ExperimentAcrossBatches:
         return self.experiments.across_batches(experiment_id)
+
+    def erase_user(self, user_id: str) -> ErasureRequested:
+        return self.erasure_requests.request(user_id)
+
+    def erasure(self, erasure_id: str) -> ErasureView:
+        return self.erasure_requests.get(erasure_id)

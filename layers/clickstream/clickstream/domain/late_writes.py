@@ -6,7 +6,7 @@ ExportDelaySeconds) until its export **fences** it: the plan sets `fenced_at` on
 From then on such a write is refused (409, `BatchExported`), and the export reads the batch only after
 `read_after = fenced_at + WRITE_SETTLE_MS`, so every write accepted before the fence is in the dataset.
 
-What a container read of a batch is kept: for good once final (fenced, exported), for
+What a container read of a batch is kept (domain/remembered.py): for good once final (fenced, exported), for
 BATCH_STATE_CACHE_MS while it may still change (collecting, released). A write accepted on a stale
 "not fenced" read that state before the fence, at most BATCH_STATE_CACHE_MS before its check; the call
 ends at most its timeout later, so its items are stored before read_after as long as WRITE_SETTLE_MS
@@ -15,11 +15,11 @@ exceeds both (docs/protocol.md, "Late writes").
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.retention import expiry_of
+from clickstream.domain.remembered import Remembered
 from clickstream.errors import BatchExported
 from clickstream.records import BatchRecord
 
@@ -48,30 +48,20 @@ class BatchState:
 class LateWrites:
     def __init__(self, context: Context) -> None:
         self._storage = context.storage
-        self._clock = context.clock
         self._telemetry = context.telemetry
-        self._cache_ms = context.settings.batch_state_cache_ms
         self._retention_days = context.settings.retention_days
-        self._known: dict[str, tuple[BatchState, int]] = {}  # batch_id -> (state, read at)
-        self._lock = threading.Lock()
+        self._states: Remembered[str, BatchState] = Remembered(
+            context.clock, context.settings.batch_state_cache_ms, _KEPT_BATCHES, final=lambda state: state.final
+        )
 
     def state(self, batch_id: str) -> BatchState:
         """The batch's state as this container knows it: final facts for good, the rest for a while."""
-        now = self._clock()
-        known = self._cached(batch_id)
-        if known is not None and (known[0].final or now - known[1] < self._cache_ms):
-            return known[0]
-        state = BatchState.of(self._storage.batches.get(batch_id))
-        with self._lock:
-            if len(self._known) >= _KEPT_BATCHES:
-                self._known.pop(next(iter(self._known)))
-            self._known[batch_id] = (state, now)
-        return state
+        return self._states.get(batch_id, lambda: BatchState.of(self._storage.batches.get(batch_id)))
 
     def check_open(self, batch_id: str) -> None:
         """Before a write that the batch's dataset must hold: BatchExported once the export fenced it."""
-        known = self._cached(batch_id)
-        fenced = known is not None and known[0].fenced_at is not None  # a fence is for good
+        known = self._states.last_read(batch_id)
+        fenced = known is not None and known.fenced_at is not None  # a fence is for good
         if fenced or self.state(batch_id).fenced_at is not None:
             self._telemetry.count("LateWritesRefused")
             raise BatchExported(batch_id)
@@ -84,7 +74,3 @@ class LateWrites:
             return None  # nothing expires: no need to know the batch
         exported_at = self.state(batch_id).exported_at
         return None if exported_at is None else expiry_of(exported_at, self._retention_days)
-
-    def _cached(self, batch_id: str) -> tuple[BatchState, int] | None:
-        with self._lock:
-            return self._known.get(batch_id)

@@ -12,6 +12,7 @@ is three writes; a block of numbers costs one more write on the collecting point
   sends the registration to a number in the next batch, recorded in the claim first.
 * A session written to its slot is in the batch for good; if its registration stopped before marking
   the claim, `confirm` (called by every read of the session) completes that step.
+* A session of a user being erased is refused before it is claimed (domain/erasure/requests.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from clickstream.domain.context import Context
+from clickstream.domain.erasure.requests import ErasureGuard
 from clickstream.domain.numbering import NumberBlocks
 from clickstream.domain.pseudonyms import user_key
 from clickstream.domain.rules import InputRules, Search
@@ -46,19 +48,21 @@ def registration_of(claim: Claim | None) -> Registration | None:
 
 
 class Registrar:
-    def __init__(self, context: Context, releaser: Releaser) -> None:
+    def __init__(self, context: Context, releaser: Releaser, erasures: ErasureGuard) -> None:
         self._storage = context.storage
         self._settings = context.settings
         self._telemetry = context.telemetry
         self._clock = context.clock
         self._sleep = context.sleep
         self._releaser = releaser
+        self._erasures = erasures
         self._user_ids = context.user_ids
         self._rules = InputRules(context.settings)
         self._numbers = NumberBlocks(context.settings.number_block_max, context.settings.number_block_ms, context.clock)
 
     def register(self, new: NewSession) -> Registration:
         new = self._user_ids.at_the_door(new)  # pseudonymised (contract 17) before it is checked or stored
+        self._erasures.check(new.user_id)  # a user being erased: refused before anything is claimed (17.3)
         now = self._clock()
         try:
             search = self._rules.search(new, now)

@@ -1,7 +1,7 @@
 """The key user ids are pseudonymised with (contract 17): the stack's secret, read once per container.
 
 Secrets Manager calls: GetSecretValue on the secret USER_ID_HMAC_SECRET_ARN names (template.yaml grants
-exactly that one to the Collection function).
+exactly that one to the Collection and ErasureRequest functions).
 """
 
 from __future__ import annotations
