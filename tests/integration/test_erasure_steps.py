@@ -19,6 +19,7 @@ from clickstream.service import Clickstream
 from local.apigateway import HttpResult
 from local.erasures import LocalErasures
 from tests.conftest import local_functions
+from tests.support import new_session_body
 from tests.support.datasets import dataset_sessions, run_export
 from tests.support.domain import all_sessions, click, new_session
 from tests.support.erasure import request_erasure, session_items
@@ -144,10 +145,16 @@ def test_a_user_is_erased_from_every_table_and_dataset_and_the_release_counts_fo
     assert (record.session_count, record.erased_sessions) == (1, 1)
 
 
-def test_after_the_erasure_the_user_may_register_again_and_is_kept(world: World) -> None:
+def test_a_registration_of_the_user_is_refused_while_the_erasure_runs_and_kept_after_it(world: World) -> None:
     service = world.service
+    functions = local_functions()
     erasure = request_erasure(service, USER)
-    erasures().erase(erasure.erasure_id)
+    run = erasures()
+    run._step("begin", erasure.erasure_id)
+    refused = functions.call("POST /session", body=new_session_body("during-user-0", user_id=USER))
+    assert refused.status == 409
+    assert functions.call("POST /session", body=new_session_body("during-other-0", user_id=OTHER)).status == 200
+    assert run.run(erasure.erasure_id) is not None
     again = service.register(new_session("after-user-0", user_id=USER))
     assert json.loads(service.session_json("after-user-0", 10))["user_id"] == USER
     assert service.storage.claims.user_sessions(erasure.user_key, 10) == (["after-user-0"], None)

@@ -1,32 +1,23 @@
-"""Erasures for tests: a request recorded as POST /user/erase records it, and what a user has in the tables."""
+"""Erasures for tests: a request recorded as POST /user/erase records it, and what sessions have in the tables."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import boto3
 
-from clickstream.domain.pseudonyms import user_key
 from clickstream.records import Erasure
 from clickstream.service import Clickstream
 from local.dynamodb import LOCAL_REGION
-from tests.support import now_ms
 
 SESSION_TABLES = ("SessionIdsTable", "SessionsTable", "EventsTable", "ImprovementTasksTable")
 
 
 def request_erasure(service: Clickstream, user_id: str) -> Erasure:
-    """A pending erasure of `user_id` (its id `e-<13-digit ms>-<12 hex>`), as the request route stores it."""
-    stored = service.user_ids.stored(user_id)
-    erasure = Erasure(
-        erasure_id=f"e-{now_ms():013d}-{secrets.token_hex(6)}",
-        user_key=user_key(stored),
-        status="pending",
-        requested_at=now_ms(),
-        stored_user_id=stored,
-    )
-    return service.storage.erasures.request(erasure)
+    """A pending erasure of `user_id`, as POST /user/erase records it."""
+    erasure = service.storage.erasures.get(service.erase_user(user_id).erasure_id)
+    assert erasure is not None
+    return erasure
 
 
 def session_items(tables: dict[str, str], session_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
@@ -38,3 +29,29 @@ def session_items(tables: dict[str, str], session_ids: set[str]) -> dict[str, li
         ours = [item for item in items if item.get("session_id", {}).get("S") in session_ids]
         found[table_id] = sorted(ours, key=repr)
     return found
+
+
+class InProcessSteps:
+    """The erasure function's steps called on a service of this process (its clock, its storage's time), for
+    local/erasures.py to run: the payloads the handler takes, the answers it gives."""
+
+    def __init__(self, service: Clickstream) -> None:
+        self._steps = service.erasure_steps
+
+    def invoke(self, function_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        steps, step, erasure_id = self._steps, event["step"], event["erasure_id"]
+        if step == "begin":
+            begun = steps.begin(erasure_id)
+            return {"open": begun.open, "wait_seconds": begun.wait_seconds}
+        if step in ("find", "unclaim", "purge"):
+            answer: dict[str, Any] = getattr(steps, step)(erasure_id)
+            return answer
+        if step == "account":
+            return steps.account(erasure_id, event["batch_id"], event["live"])
+        if step == "rewrite":
+            return steps.rewrite(erasure_id, event["batch_id"])
+        if step == "versions":
+            return steps.versions(erasure_id, event["batch_id"], event["replaced_keys"])
+        if step == "finish":
+            return steps.finish(erasure_id, event["datasets"])
+        return steps.fail(erasure_id, event["error"])

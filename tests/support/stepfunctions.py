@@ -70,6 +70,9 @@ def resolve(value: Any, resources: dict[str, str]) -> str:
         return reference(value.value)
     if isinstance(value, Intrinsic) and value.name == "Fn::Sub" and isinstance(value.value, str):
         return re.sub(r"\$\{([^}]+)\}", lambda match: reference(match.group(1)), value.value)
+    if isinstance(value, Intrinsic) and value.name == "Fn::FindInMap":
+        mapping, first, second = (resolve(key, resources) for key in value.value)
+        return str(template["Mappings"][mapping][first][second])
     raise ValueError(f"cannot resolve {value!r} locally")
 
 
