@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import boto3
@@ -39,19 +41,16 @@ class InProcessSteps:
         self._steps = service.erasure_steps
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> dict[str, Any]:
-        steps, step, erasure_id = self._steps, event["step"], event["erasure_id"]
-        if step == "begin":
-            begun = steps.begin(erasure_id)
-            return {"open": begun.open, "wait_seconds": begun.wait_seconds}
-        if step in ("find", "unclaim", "purge"):
-            answer: dict[str, Any] = getattr(steps, step)(erasure_id)
-            return answer
-        if step == "account":
-            return steps.account(erasure_id, event["batch_id"], event["live"])
-        if step == "rewrite":
-            return steps.rewrite(erasure_id, event["batch_id"])
-        if step == "versions":
-            return steps.versions(erasure_id, event["batch_id"], event["replaced_keys"])
-        if step == "finish":
-            return steps.finish(erasure_id, event["datasets"])
-        return steps.fail(erasure_id, event["error"])
+        steps, erasure_id = self._steps, event["erasure_id"]
+        calls: dict[str, Callable[[], dict[str, Any]]] = {
+            "begin": lambda: asdict(steps.begin(erasure_id)),
+            "find": lambda: steps.find(erasure_id),
+            "unclaim": lambda: steps.unclaim(erasure_id),
+            "purge": lambda: steps.purge(erasure_id),
+            "account": lambda: steps.account(erasure_id, event["batch_id"], event["live"]),
+            "rewrite": lambda: steps.rewrite(erasure_id, event["batch_id"]),
+            "versions": lambda: steps.versions(erasure_id, event["batch_id"], event["replaced_keys"]),
+            "finish": lambda: steps.finish(erasure_id, event["datasets"]),
+            "fail": lambda: steps.fail(erasure_id, event["error"]),
+        }
+        return calls[event["step"]]()
