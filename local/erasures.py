@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clickstream.local")
 ERASURE_PREFIX = "erasure#"
 EXPORT_RETRY_S = 2.0  # the machine retries ExportNotReady hourly; an export here takes seconds
-EXPORT_RETRIES = 150
+EXPORT_RETRIES = 150  # five minutes
 
 
 def erasures_stored(event: dict[str, Any]) -> list[str]:
@@ -34,8 +34,9 @@ class LocalErasures:
     """Stands in for the outbox's start of the erasure machine (a stream reader, like a function) and runs
     each erasure's steps in a thread of its own."""
 
-    def __init__(self, functions: Functions, workers: int = 2) -> None:
+    def __init__(self, functions: Functions, workers: int = 2, export_retries: int = EXPORT_RETRIES) -> None:
         self._functions = functions
+        self._export_retries = export_retries
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="local-erasure")
         self._started: set[str] = set()  # one run per erasure, as the execution's name makes it in AWS
         self.erasures_done = 0
@@ -76,12 +77,12 @@ class LocalErasures:
     def _dataset(self, erasure_id: str, batch: dict[str, Any]) -> dict[str, Any]:
         """The Datasets map's item: account, rewrite (retried while the export runs), versions."""
         self._step("account", erasure_id, **batch)
-        for attempt in range(EXPORT_RETRIES + 1):
+        for attempt in range(self._export_retries + 1):
             try:
                 rewritten = self._step("rewrite", erasure_id, **batch)
                 break
             except Exception as error:
-                if type(error).__name__ != "ExportNotReady" or attempt == EXPORT_RETRIES:
+                if type(error).__name__ != "ExportNotReady" or attempt == self._export_retries:
                     raise
                 time.sleep(EXPORT_RETRY_S)
         return self._step("versions", erasure_id, batch_id=batch["batch_id"], replaced_keys=rewritten["replaced_keys"])

@@ -13,16 +13,18 @@ from typing import Any
 
 import pytest
 
-from clickstream.errors import SessionNotFound
+from clickstream.errors import ExportNotReady, SessionNotFound
 from clickstream.records import Place
 from clickstream.service import Clickstream
+from clickstream.storage import Storage
 from local.apigateway import HttpResult
 from local.erasures import LocalErasures
 from tests.conftest import local_functions
-from tests.support import new_session_body
+from tests.support import new_session_body, now_ms
 from tests.support.datasets import dataset_sessions, run_export
 from tests.support.domain import all_sessions, click, new_session
-from tests.support.erasure import request_erasure, session_items
+from tests.support.erasure import InProcessSteps, request_erasure, session_items
+from tests.support.late import FakeClock
 
 USER = "user-erased"
 OTHER = "user-kept"
@@ -241,3 +243,32 @@ def test_an_erasure_stopped_at_any_step_is_completed_by_running_it_again(
     check_erased(world, erasure.erasure_id, others_before, tables)
     check_counts(world)
     assert erasures().run(erasure.erasure_id) is None  # closed: a third start stops at Begin
+
+
+def test_an_export_that_outlasts_the_deadline_fails_the_erasure_before_the_timeout_would(
+    world: World, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step Functions' timeout would stop the machine with no Failed step, the user's registrations refused
+    for good: the Rewrite step gives up an hour before ERASURE_DEADLINE_HOURS instead, and Failed runs."""
+    from clickstream.domain.datasets.rewrite import DatasetRewriter
+
+    clock = FakeClock(now_ms())
+    service = Clickstream(storage, world.service.settings, clock=clock)
+    monkeypatch.setattr(DatasetRewriter, "rewrite", lambda *_: (_ for _ in ()).throw(ExportNotReady("exporting")))
+    erasure = request_erasure(service, USER)
+    steps = InProcessSteps(service)
+    with pytest.raises(ExportNotReady):  # retried by the machine, hourly
+        LocalErasures(steps, export_retries=0).run(erasure.erasure_id)
+    clock.advance((service.settings.erasure_deadline_hours - 1) * 3_600_000)
+    assert LocalErasures(steps, export_retries=0).erase(erasure.erasure_id) == {
+        "erasure_id": erasure.erasure_id,
+        "status": "failed",
+        "sessions": len(world.user_sessions),
+        "events": world.user_events,
+        "tasks": 1,
+        "datasets_rewritten": 0,
+    }
+    failed = storage.erasures.get(erasure.erasure_id)
+    assert failed is not None
+    assert failed.error == "ErasureDeadlinePassed"
+    assert storage.erasures.active_user_keys() == frozenset()

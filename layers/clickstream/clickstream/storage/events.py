@@ -99,16 +99,18 @@ class Events:
         return list(self._live_ids(session_id))
 
     def _live_ids(self, session_id: str, total: int | None = None) -> Iterator[str]:
-        """Keys only, on the table itself, strongly consistent."""
-        request: dict[str, Any] = {
+        for item in self._dynamo.query(self._dynamo.live_only(self._keys_of(session_id)), total=total):
+            yield item["event_id"]["S"]
+
+    def _keys_of(self, session_id: str) -> dict[str, Any]:
+        """A Query for a session's event keys only, on the table itself, strongly consistent."""
+        return {
             "TableName": self._table,
             "KeyConditionExpression": "session_id = :session",
             "ExpressionAttributeValues": {":session": s(session_id)},
             "ProjectionExpression": "event_id",
             "ConsistentRead": True,
         }
-        for item in self._dynamo.query(self._dynamo.live_only(request), total=total):
-            yield item["event_id"]["S"]
 
     def expire(self, session_id: str, event_id: str, at_seconds: int) -> None:
         key = {"session_id": s(session_id), "event_id": s(event_id)}
@@ -118,14 +120,8 @@ class Events:
         """Delete every event of a session, expired ones included (an erasure); how many were there. Keys
         only, strongly consistent; deleted 25 at a time, what DynamoDB leaves unprocessed retried. Repeatable:
         run again, it finds none."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "session_id = :session",
-            "ExpressionAttributeValues": {":session": s(session_id)},
-            "ProjectionExpression": "event_id",
-            "ConsistentRead": True,
-        }
-        keys = [{"session_id": s(session_id), "event_id": item["event_id"]} for item in self._dynamo.query(request)]
+        found = self._dynamo.query(self._keys_of(session_id))
+        keys = [{"session_id": s(session_id), "event_id": item["event_id"]} for item in found]
         for start in range(0, len(keys), BATCH_WRITE_ITEMS):
             self._delete_batch(keys[start : start + BATCH_WRITE_ITEMS])
         return len(keys)

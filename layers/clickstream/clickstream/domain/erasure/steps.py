@@ -16,9 +16,11 @@ from clickstream.domain.context import Context
 from clickstream.domain.erasure.purge import Purge
 from clickstream.domain.erasure.worklist import FoundSession, WorkList, load, save, worklist_key
 from clickstream.domain.ports import Lake
+from clickstream.errors import ErasureDeadlinePassed, ExportNotReady
 from clickstream.records import Erasure, ErasureCounts, shard_partitions
 
 FIND_PAGE = 100  # session ids per Query of the user index
+HOUR_MS = 3_600_000
 
 
 class Rewritten(Protocol):
@@ -120,7 +122,16 @@ class ErasureSteps:
         erasure = self._running(erasure_id)
         if erasure is None or erasure.stored_user_id is None:
             return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0, "replaced_keys": []}
-        rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id)
+        try:
+            rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id)
+        except ExportNotReady:
+            # Retried hourly by the machine; its timeout would end it without Failed (the guard kept).
+            deadline = (
+                erasure.started_at or erasure.requested_at
+            ) + self._context.settings.erasure_deadline_hours * HOUR_MS
+            if self._context.clock() >= deadline - HOUR_MS:
+                raise ErasureDeadlinePassed(batch_id) from None
+            raise
         return {
             "batch_id": batch_id,
             "sessions_removed": rewritten.sessions_removed,
