@@ -272,3 +272,28 @@ def test_an_export_that_outlasts_the_deadline_fails_the_erasure_before_the_timeo
     assert failed is not None
     assert failed.error == "ErasureDeadlinePassed"
     assert storage.erasures.active_user_keys() == frozenset()
+
+
+def test_the_next_erasure_of_the_user_finishes_what_a_failed_one_left(
+    world: World, tables: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after Unclaim leaves sessions the index no longer finds: the failed erasure leaves its list
+    (under the user's hash), and the user's next erasure merges it, erases them, and deletes it."""
+    from clickstream.domain.erasure.purge import Purge
+
+    others_before = session_items(tables, world.other_sessions)
+    first = request_erasure(world.service, USER)
+    with monkeypatch.context() as patch:
+        patch.setattr(Purge, "delete", lambda *_: (_ for _ in ()).throw(ValueError("broken")))
+        failed = erasures().erase(first.erasure_id)
+    assert failed is not None
+    assert failed["status"] == "failed"
+    assert world.service.storage.claims.user_sessions(first.user_key, 10) == ([], None)  # unclaimed, not purged
+    assert session_items(tables, set(world.user_sessions))["EventsTable"]
+    left = list((world.lake_dir / "erasures" / f"user_key={first.user_key}").iterdir())
+    assert [path.name for path in left] == [f"{first.erasure_id}.json.gz"]
+    second = request_erasure(world.service, USER)
+    assert second.erasure_id != first.erasure_id
+    assert erasures().erase(second.erasure_id) is not None
+    check_erased(world, second.erasure_id, others_before, tables)
+    check_counts(world)

@@ -648,6 +648,9 @@ class MemoryLake:
     def delete_noncurrent_versions(self, key: str) -> int:
         return 0
 
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self.objects if key.startswith(prefix))
+
     def remove(self, key: str) -> int:
         return 0 if self.objects.pop(key, None) is None else 1
 

@@ -245,6 +245,9 @@ class Lake(Protocol):
         """Delete the versions of exactly `key` that are not its current one, and its delete markers (an
         erasure's rewrite replaced the object: the older versions hold what was erased); how many went."""
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the objects under `prefix` (a folder: ends with "/"), ascending."""
+
     def remove(self, key: str) -> int:
         """The object gone, with every version of it (a part a rewrite no longer has); how many went."""
 

@@ -14,7 +14,15 @@ from typing import Any, Protocol
 
 from clickstream.domain.context import Context
 from clickstream.domain.erasure.purge import Purge
-from clickstream.domain.erasure.worklist import FoundSession, WorkList, load, save, worklist_key
+from clickstream.domain.erasure.worklist import (
+    FoundSession,
+    WorkList,
+    leftover_key,
+    leftovers_prefix,
+    load,
+    save,
+    worklist_key,
+)
 from clickstream.domain.ports import Lake
 from clickstream.errors import ErasureDeadlinePassed, ExportNotReady
 from clickstream.records import Erasure, ErasureCounts, shard_partitions
@@ -76,8 +84,10 @@ class ErasureSteps:
             if after is None:
                 break
         expired = frozenset(self._storage.user_datasets.batches_of(erasure.user_key))
-        work = WorkList(found, expired).merged(load(self._lake, erasure_id))
-        save(self._lake, erasure_id, work)
+        work = WorkList(found, expired).merged(load(self._lake, worklist_key(erasure_id)))
+        for key in self._lake.keys(leftovers_prefix(erasure.user_key)):  # what failed erasures of the user found
+            work = work.merged(load(self._lake, key))
+        save(self._lake, worklist_key(erasure_id), work)
         self._record_at_least(erasure, ErasureCounts(sessions=len(work.sessions)))
         live = work.live_batches
         batches = [{"batch_id": batch_id, "live": batch_id in live} for batch_id in work.batch_ids]
@@ -96,7 +106,7 @@ class ErasureSteps:
         erasure = self._running(erasure_id)
         if erasure is None:
             return {"sessions": 0, "events": 0, "tasks": 0}
-        sessions = list(load(self._lake, erasure_id).sessions.values())
+        sessions = list(load(self._lake, worklist_key(erasure_id)).sessions.values())
         held, counts = self._purge.count(erasure_id, sessions)
         recorded = self._record_at_least(erasure, counts)
         self._purge.delete(erasure_id, held)
@@ -156,12 +166,20 @@ class ErasureSteps:
             )
             for batch_id in self._storage.user_datasets.batches_of(erasure.user_key):
                 self._storage.user_datasets.remove(erasure.user_key, batch_id)
+            for key in self._lake.keys(leftovers_prefix(erasure.user_key)):  # merged into this one's by Find
+                self._lake.remove(key)
             self._lake.remove(worklist_key(erasure_id))
         return self._closed(self._storage.erasures.close(erasure_id, "done", self._context.clock()), erasure_id)
 
     def fail(self, erasure_id: str, error: str) -> dict[str, Any]:
-        """Failed: registrations of the user are taken again. The work file and the user's dataset index stay
-        (what was found and not yet erased, for the operator: docs/operations.md)."""
+        """Failed: registrations of the user are taken again. What it found is left for the user's next
+        erasure (the index may no longer find it), and so is the user's dataset index."""
+        erasure = self._running(erasure_id)
+        if erasure is not None:
+            work = load(self._lake, worklist_key(erasure_id))
+            if work.sessions or work.expired_batches:
+                save(self._lake, leftover_key(erasure.user_key, erasure_id), work)
+            self._lake.remove(worklist_key(erasure_id))
         closed = self._storage.erasures.close(erasure_id, "failed", self._context.clock(), error[:256] or "Error")
         return self._closed(closed, erasure_id)
 
@@ -170,7 +188,7 @@ class ErasureSteps:
         return erasure if erasure is not None and erasure.status == "running" else None
 
     def _work(self, erasure_id: str) -> WorkList:
-        return load(self._lake, erasure_id) if self._running(erasure_id) is not None else WorkList()
+        return load(self._lake, worklist_key(erasure_id)) if self._running(erasure_id) is not None else WorkList()
 
     def _record_at_least(self, erasure: Erasure, counts: ErasureCounts) -> ErasureCounts:
         current = self._storage.erasures.get(erasure.erasure_id) or erasure

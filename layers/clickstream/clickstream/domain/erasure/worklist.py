@@ -5,6 +5,10 @@ each with the place its claim gave, and the batches whose datasets may hold them
 run again (a retried step, or the whole erasure run again after a crash) merges what the index still shows
 with what was found before, since the claims the Unclaim step deleted are no longer in the index.
 The file names session ids and batch ids, never the user; the Finish step deletes it with its versions.
+
+An erasure that fails leaves its list under `erasures/user_key=<key>/` (the user's hash: no id in clear):
+its Unclaim may have run, and the index no longer finds those sessions. The next erasure of the user merges
+every such list into its own, and deletes them when it is done.
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ from clickstream.records import Place
 
 def worklist_key(erasure_id: str) -> str:
     return f"erasures/erasure_id={erasure_id}/sessions.json.gz"
+
+
+def leftovers_prefix(user_key: str) -> str:
+    """Where the failed erasures of a user left what they found."""
+    return f"erasures/user_key={user_key}/"
+
+
+def leftover_key(user_key: str, erasure_id: str) -> str:
+    return f"{leftovers_prefix(user_key)}{erasure_id}.json.gz"
 
 
 @dataclass(frozen=True)
@@ -66,19 +79,18 @@ def _session_of(line: dict[str, object]) -> FoundSession:
     return FoundSession(session_id, place)
 
 
-def save(lake: Lake, erasure_id: str, work: WorkList) -> None:
+def save(lake: Lake, key: str, work: WorkList) -> None:
     document = {
-        "erasure_id": erasure_id,
         "sessions": [_session_json(work.sessions[session_id]) for session_id in sorted(work.sessions)],
         "expired_batches": sorted(work.expired_batches),
     }
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    lake.put_bytes(worklist_key(erasure_id), gzip.compress(text, mtime=0))
+    lake.put_bytes(key, gzip.compress(text, mtime=0))
 
 
-def load(lake: Lake, erasure_id: str) -> WorkList:
+def load(lake: Lake, key: str) -> WorkList:
     """The list found so far; empty before the first Find (or after Finish deleted it)."""
-    stored = lake.get_bytes(worklist_key(erasure_id))
+    stored = lake.get_bytes(key)
     if stored is None:
         return WorkList()
     document = json.loads(gzip.decompress(stored))
