@@ -51,8 +51,9 @@ ERASURE_MACHINE = "ErasureStateMachine"  # a state machine's Ref is its ARN
 #     the batch record recounted, held and rewritten (UpdateItem); the user's expired datasets (Query,
 #     DeleteItem); the lake: its work file under erasures/, the rewrite's reads and writes under sessions/,
 #     exports/, judgments/, reports/ (domain/datasets/rewrite.py), the report page's earlier releases (index
-#     Query); ListBucket (a missing work file answers 404; a failed erasure's list is found by its prefix), ListBucketVersions and DeleteObjectVersion (the
-#     replaced objects' older versions): the only role that may delete versions.
+#     Query); ListBucket (a missing work file answers 404; a failed erasure's list is found by its prefix),
+#     ListBucketVersions and DeleteObjectVersion (the replaced objects' older versions): the only role that
+#     may delete versions.
 #   ErasureRequest: POST /user/erase puts the user's lock and the erasure record (conditional puts), reads them,
 #     and clears a lock its closed erasure left (conditional delete); GET /erasure reads the record; with
 #     UserIdHashing=hmac the key, to look up the user id as stored.
