@@ -235,7 +235,6 @@ class Scenario:
         self.call("release_repeat", release, "same release_id again", body={"release_id": release_id})
         self.page("page_past_end_released", "after the last session, batch released", after_number=str(total))
 
-
     def erasures(self) -> None:
         """An erasure asked for, asked again while open, and read (no erasure runs: registrations go on)."""
         body = {"user_id": f"{self._prefix}-leaving"}

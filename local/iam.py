@@ -37,8 +37,6 @@ S3_ACTIONS = {
     "ListParts": "s3:ListMultipartUploadParts",
     "ListObjectVersions": "s3:ListBucketVersions",
 }
-# A call naming an object's version is authorized as the version's action.
-S3_VERSION_ACTIONS = {"DeleteObject": "s3:DeleteObjectVersion", "GetObject": "s3:GetObjectVersion"}
 _ARN_OF = {
     "AWS::DynamoDB::Table": "arn:{partition}:dynamodb:{region}:{account}:table/{name}",
     "AWS::SQS::Queue": "arn:{partition}:sqs:{region}:{account}:{name}",

@@ -27,7 +27,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from s3transfer.futures import BoundedExecutor
 
-from local.iam import IAM_PREFIX, PARTITION, S3_ACTIONS, S3_VERSION_ACTIONS, function_policy, region
+from local.iam import IAM_PREFIX, PARTITION, S3_ACTIONS, function_policy, region
 from local.lambda_runtime import running_function
 from local.queues import ACCOUNT
 
@@ -63,8 +63,8 @@ def _dynamodb(operation: str, params: dict[str, Any]) -> Requested:
 
 def _s3(operation: str, params: dict[str, Any]) -> Requested:
     action = S3_ACTIONS.get(operation, f"s3:{operation}")
-    if params.get("VersionId") and operation in S3_VERSION_ACTIONS:
-        action = S3_VERSION_ACTIONS[operation]
+    if operation == "DeleteObject" and "VersionId" in params:
+        action = "s3:DeleteObjectVersion"  # deleting a version is its own action (an erasure's only)
     arn = f"arn:{PARTITION}:s3:::{params.get('Bucket', '')}"
     return [(action, f"{arn}/{params['Key']}" if "Key" in params else arn)]
 

@@ -60,6 +60,27 @@ def batch_record(item: Item) -> BatchRecord:
     )
 
 
+def _dataset_fields(dataset: Dataset) -> tuple[str, Item]:
+    """What the record keeps of an exported dataset: the SET clauses (after `SET`) and their values."""
+    sets = (
+        "exported_sessions = :sessions, exported_events = :events, exported_parts = :parts, "
+        "#metrics = :metrics, judgments = :judgments, click_model = :click_model"
+    )
+    values: Item = {
+        ":sessions": n(dataset.session_count or 0),
+        ":events": n(dataset.event_count or 0),
+        ":parts": n(dataset.parts or 0),
+        ":metrics": s(dataset.metrics or "{}"),
+        ":judgments": s(dataset.judgments or "{}"),
+        ":click_model": s(dataset.click_model or "{}"),
+    }
+    if dataset.experiment_sums:  # batches without experiments keep the record as it always was
+        sets += ", experiment_sums = :experiments, experiments_truncated = :truncated"
+        values[":experiments"] = {"M": {name: s(sums) for name, sums in dataset.experiment_sums.items()}}
+        values[":truncated"] = {"BOOL": dataset.experiments_truncated}
+    return sets, values
+
+
 class BatchRecords:
     def __init__(self, dynamo: Dynamo, table: str) -> None:
         self._dynamo = dynamo
@@ -160,32 +181,18 @@ class BatchRecords:
     def finish_export(self, batch_id: str, dataset: Dataset) -> bool:
         """The dataset exists (its manifest is written): record it. Only by the export that holds it;
         repeatable. Its stream record announces the export (BatchExported)."""
-        values: Item = {
+        sets, values = _dataset_fields(dataset)
+        values |= {
             ":exported": s("exported"),
             ":exporting": s("exporting"),
             ":export": s(dataset.export_id or ""),
             ":at": n(dataset.exported_at or 0),
-            ":sessions": n(dataset.session_count or 0),
-            ":events": n(dataset.event_count or 0),
-            ":parts": n(dataset.parts or 0),
-            ":metrics": s(dataset.metrics or "{}"),
-            ":judgments": s(dataset.judgments or "{}"),
-            ":click_model": s(dataset.click_model or "{}"),
         }
-        update = (
-            "SET dataset_status = :exported, exported_at = :at, exported_sessions = :sessions, "
-            "exported_events = :events, exported_parts = :parts, #metrics = :metrics, "
-            "judgments = :judgments, click_model = :click_model"
-        )
-        if dataset.experiment_sums:  # batches without experiments keep the record as it always was
-            update += ", experiment_sums = :experiments, experiments_truncated = :truncated"
-            values[":experiments"] = {"M": {name: s(sums) for name, sums in dataset.experiment_sums.items()}}
-            values[":truncated"] = {"BOOL": dataset.experiments_truncated}
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key=batch_key(batch_id),
-            UpdateExpression=update,
+            UpdateExpression=f"SET dataset_status = :exported, exported_at = :at, {sets}",
             ConditionExpression="export_id = :export AND dataset_status IN (:exporting, :exported)",
             ExpressionAttributeNames={"#metrics": "metrics"},  # a reserved word
             ExpressionAttributeValues=values,
@@ -217,35 +224,23 @@ class BatchRecords:
         """The rewritten dataset recorded, once per erasure: its counts and reports; `removed` sessions moved
         from session_count to erased_sessions (non-zero only for a batch whose items expired: no walk can
         count them); the hold released. Repeatable; False when the dataset is not exported (or not held)."""
-        values: Item = {
+        sets, values = _dataset_fields(dataset)
+        values |= {
             ":exported": s("exported"),
             ":erasure": s(erasure_id),
             ":erasures": {"SS": [erasure_id]},
-            ":sessions": n(dataset.session_count or 0),
-            ":events": n(dataset.event_count or 0),
-            ":parts": n(dataset.parts or 0),
-            ":metrics": s(dataset.metrics or "{}"),
-            ":judgments": s(dataset.judgments or "{}"),
-            ":click_model": s(dataset.click_model or "{}"),
             ":removed": n(removed),
             ":minus": n(-removed),
         }
-        sets = (
-            "SET exported_sessions = :sessions, exported_events = :events, exported_parts = :parts, "
-            "#metrics = :metrics, judgments = :judgments, click_model = :click_model"
-        )
         removes = "REMOVE rewrite_by, rewrite_started_at"
-        if dataset.experiment_sums:
-            sets += ", experiment_sums = :experiments, experiments_truncated = :truncated"
-            values[":experiments"] = {"M": {name: s(sums) for name, sums in dataset.experiment_sums.items()}}
-            values[":truncated"] = {"BOOL": dataset.experiments_truncated}
-        else:  # the erased user's sessions were the experiments' only ones
+        if not dataset.experiment_sums:  # the erased user's sessions were the experiments' only ones
             removes += ", experiment_sums, experiments_truncated"
+        adds = "ADD erasures :erasures, session_count :minus, erased_sessions :removed"
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key=batch_key(batch_id),
-            UpdateExpression=f"{sets} {removes} ADD erasures :erasures, session_count :minus, erased_sessions :removed",
+            UpdateExpression=f"SET {sets} {removes} {adds}",
             ConditionExpression=(
                 "dataset_status = :exported AND rewrite_by = :erasure "
                 "AND (attribute_not_exists(erasures) OR NOT contains(erasures, :erasure))"

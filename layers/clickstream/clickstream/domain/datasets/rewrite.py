@@ -37,7 +37,7 @@ from clickstream.domain.datasets.parts import RangeSession, RangeWriter
 from clickstream.domain.datasets.publish import Publisher
 from clickstream.domain.datasets.retention import items_expired
 from clickstream.domain.ports import Lake, ReportPages
-from clickstream.errors import ExportNotReady, ExportRangeMissing
+from clickstream.errors import DatasetManifestMissing, ExportNotReady
 from clickstream.records import BatchRecord, StoredEvent
 
 REWRITE_STALE_MS = 20 * 60_000  # a rewrite holding a dataset this long died (a Lambda runs 15 minutes at most)
@@ -48,8 +48,8 @@ _HEAD = ("schema_version", "release_id", "batch_id", "released_at", "exported_at
 @dataclass(frozen=True)
 class Rewritten:
     """What a rewrite removed (0, 0 when run again), and every lake key whose older versions may hold the
-    user: each object it wrote or removed, and every part of the dataset (a part written by a retried
-    export keeps older copies too)."""
+    user: each object it wrote, and every part of the dataset (a part written by a retried export keeps
+    older copies too). A part it removed went with all its versions at once (`Lake.remove`)."""
 
     sessions_removed: int
     events_removed: int
@@ -64,7 +64,7 @@ class PartLines:
     keys: list[str]
     stored_user_id: str
     folder: Path
-    dropped: int = 0
+    dropped: int = 0  # the user's lines met (none on a run again)
 
     def sessions(self) -> Iterator[RangeSession]:
         last_number = 0
@@ -85,7 +85,9 @@ class PartLines:
             path.unlink()
 
     def erased(self) -> int:
-        return self.dropped
+        # Parts hold no tombstones. What an erasure took out is counted at the dataset's level: the manifest's
+        # session_count + erased_sessions never changes (a per-range count would differ on a run again).
+        return 0
 
 
 def line_session(line: bytes, session: dict[str, Any]) -> RangeSession:
@@ -139,7 +141,8 @@ class DatasetRewriter:
         new_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for summary in summaries for part in summary["parts"]}
         old_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for part in old["parts"]}
         for key in sorted(old_parts - new_parts):
-            self._lake.remove(key)  # before the manifest: a run after a crash still finds the lines moved up
+            # Every version at once. Before the manifest: a run after a crash still finds them to remove.
+            self._lake.remove(key)
         judged = self._publisher.judge(batch_id, len(summaries))
         kept = sum(part["sessions"] for summary in summaries for part in summary["parts"])
         erased = old["session_count"] + old.get("erased_sessions", 0) - kept  # their sum never changes
@@ -150,13 +153,13 @@ class DatasetRewriter:
         dataset = replace(published.dataset, export_id=record.dataset.export_id)
         if not self._storage.batches.rewrite_dataset(batch_id, dataset, erasure_id, accounted):
             raise ExportNotReady(f"batch {batch_id}: the rewrite of erasure {erasure_id} no longer holds it")
-        replaced = {*written, *old_parts, *new_parts, judgments_key(batch_id), report_key(batch_id)}
+        replaced = {*written, *new_parts, judgments_key(batch_id), report_key(batch_id)}
         return Rewritten(removed, events_removed, sorted(replaced | {manifest_key(batch_id)}))
 
     def _manifest(self, batch_id: str) -> dict[str, Any]:
         data = self._lake.get_bytes(manifest_key(batch_id))
         if data is None:
-            raise ExportRangeMissing(batch_id, 0)
+            raise DatasetManifestMissing(batch_id)
         manifest: dict[str, Any] = json.loads(data)
         return manifest
 

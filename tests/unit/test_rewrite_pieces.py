@@ -1,0 +1,166 @@
+"""An erasure's rewrite over in-memory ports, with parts cut small so that each range spans several pieces:
+the user's lines dropped, the kept lines move up into fewer pieces exactly as a fresh export cuts them, the
+pieces no longer needed are removed, and a rewrite that crashed at any write is completed by running it again."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from clickstream.domain.datasets import parts
+from clickstream.domain.datasets.layout import NumberRange, dataset_folder, manifest_key
+from clickstream.models import NewEvent
+from clickstream.records import Place
+from clickstream.service import Clickstream
+from clickstream.settings import Settings
+from tests.support import now_ms
+from tests.support.domain import new_session
+from tests.support.memory import MemoryLake, MemoryStores
+
+TABLES = {name: f"memory-{name}" for name in ("sessions", "session_ids", "events", "batches", "tasks", "user_datasets")}
+USER = "erased-user"
+USER_AT = (1, 2, 12)
+
+
+class Crash(Exception):
+    pass
+
+
+@dataclass
+class CrashingLake(MemoryLake):
+    """Fails the `crash_at`-th write (1 = the first), once."""
+
+    crash_at: int = 0
+    writes: int = 0
+    written: list[str] = field(default_factory=list)
+
+    def _write(self, key: str) -> None:
+        self.writes += 1
+        if self.writes == self.crash_at:
+            raise Crash(key)
+        self.written.append(key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._write(key)
+        super().put_bytes(key, data)
+
+    def put_file(self, key: str, path: Any) -> None:
+        self._write(key)
+        super().put_file(key, path)
+
+    def remove(self, key: str) -> int:
+        self._write(key)
+        return super().remove(key)
+
+
+@pytest.fixture(autouse=True)
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parts, "MAX_PART_BYTES", 1_300)  # about three sessions a piece
+
+
+def service_of(stores: MemoryStores, lake: MemoryLake) -> Clickstream:
+    settings = Settings.model_validate(
+        {
+            **{f"{name}_table": table for name, table in TABLES.items()},
+            "batch_shards": 1,
+            "export_range_sessions": 8,
+            "write_settle_ms": 0,
+            "batch_state_cache_ms": 0,
+        }
+    )
+    return Clickstream(stores, settings, lake=lake, sleep=lambda _seconds: None)
+
+
+def export(service: Clickstream, lake: MemoryLake, release_id: str, export_id: str) -> None:
+    plan = service.exporter.plan(release_id, export_id)
+    assert plan.job is not None
+    assert plan.ranges_key is not None
+    for item in json.loads(lake.objects[plan.ranges_key]):
+        service.exporter.write_range(plan.job, NumberRange(item["index"], item["first"], item["last"]))
+    service.exporter.finish(plan.job, plan.ranges, service.exporter.judge(plan.job, plan.ranges))
+
+
+def exported_batch(stores: MemoryStores, lake: MemoryLake) -> tuple[Clickstream, str]:
+    service = service_of(stores, lake)
+    for n in range(20):
+        session_id = f"sess-{n:02d}"
+        service.register(new_session(session_id, user_id=USER if n in USER_AT else "someone-else"))
+        service.add_events(session_id, [NewEvent(event_id=f"ev-{n:02d}", object_id="shoe-3", created_at=now_ms())])
+    batch_id = service.release("release-p").batch_id
+    export(service, lake, "release-p", "export-1")
+    return service, batch_id
+
+
+def stored_parts(lake: MemoryLake, batch_id: str) -> dict[str, bytes]:
+    folder = dataset_folder(batch_id)
+    return {key: data for key, data in lake.objects.items() if key.startswith(f"{folder}/part-")}
+
+
+def lines_of(lake: MemoryLake, batch_id: str) -> list[dict[str, Any]]:
+    manifest = json.loads(lake.objects[manifest_key(batch_id)])
+    folder = dataset_folder(batch_id)
+    return [
+        json.loads(line)
+        for part in manifest["parts"]
+        for line in gzip.decompress(lake.objects[f"{folder}/{part['key']}"]).splitlines()
+    ]
+
+
+def fresh_export_without_user(stores: MemoryStores, batch_id: str) -> MemoryLake:
+    """The independent recomputation: the user's slots erased in the tables, the batch exported afresh."""
+    for n in USER_AT:
+        stores.sessions.erase(Place(batch_id, n + 1, 1), "e-fresh")
+    record = stores.batches.items[batch_id]
+    stores.batches.items[batch_id] = replace(record, dataset=replace(record.dataset, status="failed"))
+    lake = MemoryLake()
+    export(service_of(stores, lake), lake, "release-p", "export-fresh")
+    return lake
+
+
+def test_kept_lines_move_up_into_fewer_pieces_as_a_fresh_export_cuts_them() -> None:
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    before = stored_parts(lake, batch_id)
+    assert any(key.endswith("part-00000-2.jsonl.gz") for key in before)  # the first range spans three pieces
+    rewritten = service.rewriter.rewrite(batch_id, USER, "e-1")
+    assert rewritten.sessions_removed == len(USER_AT)
+    after = stored_parts(lake, batch_id)
+    assert set(after) < set(before)  # a piece no longer needed is gone, not left behind
+    assert [line["session_id"] for line in lines_of(lake, batch_id)] == [
+        f"sess-{n:02d}" for n in range(20) if n not in USER_AT
+    ]
+    fresh = fresh_export_without_user(stores, batch_id)
+    assert stored_parts(fresh, batch_id) == after
+    ours, theirs = json.loads(lake.objects[manifest_key(batch_id)]), json.loads(fresh.objects[manifest_key(batch_id)])
+    assert (ours["parts"], ours["metrics"], ours["erased_sessions"]) == (
+        theirs["parts"],
+        theirs["metrics"],
+        theirs["erased_sessions"],
+    )
+
+
+def test_a_rewrite_that_crashed_at_any_write_is_completed_by_running_it_again() -> None:
+    counting = CrashingLake()
+    service, batch_id = exported_batch(MemoryStores(), counting)
+    before = counting.writes
+    service.rewriter.rewrite(batch_id, USER, "e-1")
+    writes = counting.writes - before
+    assert writes > 20
+    for crash_at in range(1, writes + 1):
+        stores, lake = MemoryStores(), CrashingLake()
+        service, batch_id = exported_batch(stores, lake)
+        lake.crash_at = lake.writes + crash_at
+        with pytest.raises(Crash):
+            service.rewriter.rewrite(batch_id, USER, "e-1")
+        again = service.rewriter.rewrite(batch_id, USER, "e-1")
+        assert again.sessions_removed == len(USER_AT), crash_at  # counted against the record, written last
+        assert stores.batches.items[batch_id].dataset.session_count == 20 - len(USER_AT)
+        rewritten = stored_parts(lake, batch_id)
+        manifest = json.loads(lake.objects[manifest_key(batch_id)])
+        fresh = fresh_export_without_user(stores, batch_id)
+        assert rewritten == stored_parts(fresh, batch_id), crash_at
+        assert manifest["metrics"] == json.loads(fresh.objects[manifest_key(batch_id)])["metrics"], crash_at
