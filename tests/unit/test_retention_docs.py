@@ -4,6 +4,8 @@ either one without the other fails."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -87,3 +89,29 @@ def test_the_records_said_to_be_kept_have_no_time_to_live(table: str) -> None:
 def test_the_stack_archives_no_events() -> None:
     assert not resources_of_type(load_template(), "AWS::Events::Archive")
     assert "it defines no archive" in retention_section()
+
+
+def test_the_erasure_deadline_and_its_logs_are_as_described() -> None:
+    template = load_template()
+    deadline = template["Parameters"]["ErasureDeadlineHours"]
+    assert deadline["Default"] == 48
+    hours = ", ".join(str(value) for value in deadline["AllowedValues"][:-1])
+    assert f"(template parameter: {hours} or {deadline['AllowedValues'][-1]}; default 48)" in retention_section()
+    seconds = template["Mappings"]["ErasureDeadlines"]
+    assert {int(hours) * 3600 for hours in seconds} == {row["Seconds"] for row in seconds.values()}
+    machine = template["Resources"]["ErasureStateMachine"]["Properties"]
+    assert (machine["Logging"]["Level"], machine["Logging"]["IncludeExecutionData"]) == ("ERROR", False)
+    assert "ErasureExecutionsFailedAlarm" in template["Resources"]
+
+
+def test_the_rewrite_waits_for_an_export_as_described() -> None:
+    text = re.sub(r"\$\{\w+\}", "0", (ROOT / "statemachines" / "erasure.asl.json").read_text(encoding="utf-8"))
+    datasets = json.loads(text)["States"]["Datasets"]
+    retries = datasets["ItemProcessor"]["States"]["Rewrite"]["Retry"]
+    (waiting,) = [retry for retry in retries if retry["ErrorEquals"] == ["ExportNotReady"]]
+    assert (waiting["IntervalSeconds"], waiting.get("BackoffRate", 2.0)) == (3600, 1)
+    # The retries outlast the longest deadline: the step's own deadline check ends the wait, as the docs say.
+    longest = max(load_template()["Parameters"]["ErasureDeadlineHours"]["AllowedValues"])
+    assert waiting["MaxAttempts"] >= longest
+    section = retention_section()
+    assert "retries `ExportNotReady` every hour. An hour before the deadline it gives up instead" in section
