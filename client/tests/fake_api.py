@@ -19,6 +19,8 @@ from local.sigv4 import is_signed_by
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from fake_erasures import Erasures, UserData, valid_user_id
+
 IAM_REGION = "us-east-1"
 
 JSONObject = dict[str, Any]
@@ -68,6 +70,11 @@ class Batch:
     release_id: str | None = None
     released_at: int | None = None
     dataset: JSONObject | None = None  # set by `exported`
+    erased_sessions: int = 0  # sessions an erasure removed: their numbers stay gaps
+
+    @property
+    def numbers_used(self) -> int:
+        return len(self.session_ids) + self.erased_sessions
 
     def view(self) -> JSONObject:
         released = self.release_id is not None
@@ -78,6 +85,7 @@ class Batch:
             "release_id": self.release_id,
             "released_at": self.released_at,
             "session_count": len(self.session_ids) if released else None,
+            "erased_sessions": self.erased_sessions,
             "dataset": self.dataset,
             "metrics": None,
             "click_model": None,
@@ -97,6 +105,7 @@ class FakeApi:
         self.tasks: dict[str, JSONObject] = {}  # by session_id, in scheduling order
         self.task_sequence = 0
         self.experiments: dict[str, JSONObject] = {}  # GET /experiment answers, by id
+        self.erasures = Erasures()  # set `erasures.outcome` to an error name to make erasures fail
 
     # Test helpers
 
@@ -183,7 +192,8 @@ class FakeApi:
         if route is None:
             return 404, {"message": "Not Found"}, {}
         try:
-            return 200, route(self, {key: request.args[key] for key in request.args}, body), {}
+            payload = route(self, {key: request.args[key] for key in request.args}, body)
+            return ROUTE_STATUS.get((request.method, request.path), 200), payload, {}
         except ApiError as error:
             return error.status, error.body, error.headers
 
@@ -307,6 +317,21 @@ class FakeApi:
             raise not_found(f"No exported batch has the experiment with id={experiment_id}")
         return self.experiments[experiment_id]
 
+    def erase_user(self, query: dict[str, str], body: Any) -> JSONObject:
+        user_id = valid_user_id(body)
+        if user_id is None:
+            raise invalid("user_id", "String should have 1 to 256 printable characters")
+        return self.erasures.request(user_id, self._user_data(user_id))
+
+    def get_erasure(self, query: dict[str, str], body: Any) -> JSONObject:
+        erasure_id = query.get("erasure_id", "")
+        if not erasure_id:
+            raise invalid("erasure_id", "Field required")
+        erasure = self.erasures.read(erasure_id)
+        if erasure is None:
+            raise not_found(f"Erasure with id={erasure_id} not found")
+        return erasure
+
     def batch_sessions(self, query: dict[str, str], body: Any) -> JSONObject:
         batch = self._batch(query.get("batch_id", ""))
         after_number = int(query.get("after_number", "0"))
@@ -328,6 +353,8 @@ class FakeApi:
     def _register(self, fields: JSONObject) -> JSONObject:
         existing = self.sessions.get(fields["session_id"])
         if existing is None:
+            if fields.get("user_id") is not None and self.erasures.under_way(fields["user_id"]):
+                raise ApiError(409, {"message": "An erasure of this user is running; retry after it is done"})
             batch = self._collecting_batch()
             batch.session_ids.append(fields["session_id"])
             existing = {
@@ -339,7 +366,7 @@ class FakeApi:
                 "is_payload_search": False,
                 **fields,
                 "batch_id": batch.batch_id,
-                "session_number": len(batch.session_ids),
+                "session_number": batch.numbers_used,
                 "is_irrelevant": False,
                 "events": [],
             }
@@ -376,6 +403,26 @@ class FakeApi:
             "session_count": len(batch.session_ids),
         }
 
+    def _user_data(self, user_id: str) -> UserData:
+        """The user's sessions, events, tasks and exported datasets, and how to erase them."""
+        session_ids = [id_ for id_, session in self.sessions.items() if session["user_id"] == user_id]
+        batches = {self.sessions[id_]["batch_id"] for id_ in session_ids}
+
+        def remove() -> None:
+            for session_id in session_ids:
+                batch = self._batch(self.sessions.pop(session_id)["batch_id"])
+                batch.session_ids.remove(session_id)
+                batch.erased_sessions += 1
+                self.tasks.pop(session_id, None)
+
+        return UserData(
+            sessions=len(session_ids),
+            events=sum(len(self.sessions[id_]["events"]) for id_ in session_ids),
+            tasks=sum(id_ in self.tasks for id_ in session_ids),
+            datasets=sum(self._batch(batch_id).dataset is not None for batch_id in batches),
+            remove=remove,
+        )
+
     def _collecting_batch(self) -> Batch:
         if not self.batches or self.batches[-1].release_id is not None:
             self.batches.append(Batch(f"b-{len(self.batches) + 1:04d}", opened_at=_now_ms()))
@@ -410,7 +457,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/batches"): FakeApi.list_batches,
     ("GET", "/experiment"): FakeApi.get_experiment,
     ("GET", "/batch/sessions"): FakeApi.batch_sessions,
+    ("POST", "/user/erase"): FakeApi.erase_user,
+    ("GET", "/erasure"): FakeApi.get_erasure,
 }
+ROUTE_STATUS = {("POST", "/user/erase"): 202}  # the others answer 200
 
 
 def _session_view(session: JSONObject, events_limit: int, *, with_batch: bool) -> JSONObject:

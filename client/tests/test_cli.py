@@ -326,6 +326,11 @@ def test_iam_signs_requests(url: str, api: FakeApi, capsys: pytest.CaptureFixtur
         ["--url", "http://x", "complete", "s-1"],
         ["--url", "http://x", "complete", "s-1", "--status", "finished"],
         ["--url", "http://x", "tasks", "--status", "all"],
+        ["--url", "http://x", "erase"],
+        ["--url", "http://x", "erase", "u-1", "--poll", "5"],
+        ["--url", "http://x", "erase", "u-1", "--wait", "--poll", "0"],
+        ["--url", "http://x", "erase", "u-1", "--wait", "--poll", "soon"],
+        ["--url", "http://x", "erasure"],
     ],
 )
 def test_bad_usage_exits_2_without_a_request(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -339,7 +344,20 @@ def test_bad_usage_exits_2_without_a_request(argv: list[str], capsys: pytest.Cap
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["sessions"], ["batch"], ["batches"], ["release"], ["session"], ["use"], ["tasks"], ["complete"]]
+    "command",
+    [
+        [],
+        ["sessions"],
+        ["batch"],
+        ["batches"],
+        ["release"],
+        ["session"],
+        ["use"],
+        ["tasks"],
+        ["complete"],
+        ["erase"],
+        ["erasure"],
+    ],
 )
 def test_help_describes_and_gives_examples(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:

@@ -107,6 +107,7 @@ def test_list_batches_pages_newest_first_to_the_end(client: Client, api: FakeApi
         "release_id": "r3",
         "released_at": 0,
         "session_count": 1,
+        "erased_sessions": 0,
         "dataset": None,
         "metrics": None,
         "click_model": None,

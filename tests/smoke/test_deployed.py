@@ -6,7 +6,9 @@ it: marking it irrelevant is the cleanup it can do) and schedules it, so the sta
 receives one task for it; the test completes that task as failed ("smoke test") at once, so a worker that
 reports with `requested_at` gets a 409. With SMOKE_RELEASE=1 it also releases the collecting batch, which
 a shared stack should not have done by a test; without it, the release route is called with the release
-id of the newest released batch, which answers that release and changes nothing. SMOKE_URL instead of
+id of the newest released batch, which answers that release and changes nothing. It asks for the erasure
+of a user no session names (`smoke-<run>-nobody`): that erasure finds nothing, and its record (with only a
+hash of that id once done) stays like every erasure's. SMOKE_URL instead of
 SMOKE_STACK aims it at a URL (the test suite runs it so against the local server).
 """
 
@@ -65,6 +67,13 @@ def test_every_route_answers_signed_calls(client: Client) -> None:
     assert all(session["session_number"] >= 1 for session in first_sessions)
     with pytest.raises(NotFound):
         client.get_session(f"smoke-{run}-nobody")
+    # An erasure of a user no session names: it finds nothing, and its record ends done.
+    erasure = client.erase_user(f"smoke-{run}-nobody")
+    assert erasure["status"] == "pending"
+    assert client.erase_user(f"smoke-{run}-nobody")["erasure_id"] == erasure["erasure_id"]  # while under way
+    assert client.get_erasure(erasure["erasure_id"])["status"] in ("pending", "running", "done")
+    with pytest.raises(NotFound):
+        client.get_erasure("e-0000000000000-000000000000")
     if os.environ.get("SMOKE_RELEASE") == "1":
         released = client.release(f"smoke-{run}")
         assert released["batch_id"] == registered["batch_id"]

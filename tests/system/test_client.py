@@ -223,3 +223,31 @@ def test_the_readmes_client_walkthrough_works_as_written(tmp_path: Path) -> None
     exported_ids = {session["session_id"] for session in exported}
     assert {"demo-session-1", "demo-session-2", "demo-payload-search"} <= exported_ids
     assert ran.stdout.splitlines()[-1] == "403"  # the unsigned curl
+
+
+def test_the_command_line_erases_a_user_and_follows_it_to_done(
+    signed_server: str, aws_credentials: dict[str, str]
+) -> None:
+    import os
+
+    environment = {**os.environ, **aws_credentials}
+    with Client(signed_server, iam=True) as client:
+        for session_id in ("cli-e1", "cli-e2"):
+            client.register_session(**new_session_body(session_id, user_id="cli-erased-user"))
+            client.add_events(session_id, [{"event_id": "e1", "object_id": "shoe-17"}])
+        client.register_session(**new_session_body("cli-e3", user_id="cli-kept-user"))
+
+    erased = run_cli(signed_server, "erase", "cli-erased-user", "--wait", "--poll", "0.5", environment=environment)
+
+    assert erased.returncode == 0, erased.stderr
+    done = json.loads(erased.stdout)
+    assert (done["status"], done["sessions"], done["events"], done["tasks"]) == ("done", 2, 2, 0)
+    progress = erased.stderr.splitlines()
+    assert progress[-1] == f"{done['erasure_id']}: done (sessions 2, events 2, tasks 0, datasets_rewritten 0)"
+    with Client(signed_server, iam=True) as client:
+        for session_id in ("cli-e1", "cli-e2"):
+            with pytest.raises(NotFound):
+                client.get_session(session_id)
+        assert client.get_session("cli-e3")["user_id"] == "cli-kept-user"
+    shown = run_cli(signed_server, "erasure", done["erasure_id"], environment=environment)
+    assert (shown.returncode, json.loads(shown.stdout)) == (0, done)

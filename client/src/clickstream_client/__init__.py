@@ -19,6 +19,7 @@ from .errors import (
     NotFound,
     ServerError,
     Unavailable,
+    WaitTimedOut,
 )
 
 try:
@@ -37,5 +38,6 @@ __all__ = [
     "NotFound",
     "ServerError",
     "Unavailable",
+    "WaitTimedOut",
     "__version__",
 ]

@@ -6,6 +6,7 @@ import argparse
 import io
 import itertools
 import json
+import math
 import os
 import re
 import sys
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .auth import botocore_session
-from .client import Client
+from .client import DEFAULT_POLL_SECONDS, Client
 from .errors import ClickstreamError, ConfigurationError, ConnectionFailed, Forbidden, NotFound
 from .judgments import judgment_lines, judgments_of, opened
 
@@ -40,6 +41,8 @@ URL_ENV = "CLICKSTREAM_URL"
 STACK_URL_OUTPUT = "ApiUrl"
 TASK_STATUSES = ("pending", "done", "failed")
 HELP_WIDTH = 100
+MIN_POLL_SECONDS = 0.1
+ERASURE_COUNTS = ("sessions", "events", "tasks", "datasets_rewritten")
 
 Command = Callable[[Client, argparse.Namespace], int]
 # Checks a command's arguments before any request, failing through the parser (exit status 2).
@@ -47,7 +50,8 @@ Check = Callable[[argparse.ArgumentParser, argparse.Namespace], None]
 
 DESCRIPTION = """\
 Command line for the clickstream API: export the sessions of a batch or its relevance judgments, look at
-batches and release one, schedule sessions for model improvement and report improvement tasks as done."""
+batches and release one, schedule sessions for model improvement and report improvement tasks as done,
+erase a user's data on request."""
 
 EPILOG = f"""\
 where the API is:
@@ -131,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reading_commands(commands)
     _add_release_and_use_commands(commands)
     _add_task_commands(commands)
+    _add_erasure_commands(commands)
     return parser
 
 
@@ -325,6 +330,39 @@ def _add_task_commands(commands: _Commands) -> None:
     complete.add_argument("--error", metavar="TEXT", help="what went wrong (with --status failed), up to 1000 chars")
 
 
+def _add_erasure_commands(commands: _Commands) -> None:
+    erase = commands.add(
+        "erase",
+        run_erase,
+        "Erase everything the service keeps of a user",
+        "Every session registered with that user_id, its events and improvement task, and the user's lines in "
+        "every exported dataset (rewritten, earlier object versions deleted). Prints the erasure as JSON; asking "
+        "again while it is pending or running returns the same erasure. With --wait, follows it on stderr until "
+        "it is done (exit 0) or failed (exit 1). Sessions registered without a user_id cannot be found by user.",
+        "  clickstream --stack clickstream erase user-8841\n"
+        "  clickstream --stack clickstream erase user-8841 --wait --poll 30",
+        check=check_erase,
+    )
+    erase.add_argument("user_id", metavar="USER_ID", help="the user_id as the front end sent it (not a pseudonym)")
+    erase.add_argument("--wait", action="store_true", help="follow the erasure until it is done or failed")
+    erase.add_argument(
+        "--poll",
+        type=_seconds(MIN_POLL_SECONDS),
+        metavar="SECONDS",
+        help=f"with --wait: seconds between reads of its status (default {DEFAULT_POLL_SECONDS:g})",
+    )
+
+    erasure = commands.add(
+        "erasure",
+        run_erasure,
+        "Show one erasure",
+        "Its status (pending, running, done or failed), times, what it erased (sessions, events, tasks, "
+        "datasets_rewritten) and, when failed, the error, as JSON. It never shows the user id.",
+        "  clickstream --stack clickstream erasure e-1795348800000-0123456789ab",
+    )
+    erasure.add_argument("erasure_id", metavar="ERASURE_ID", help="the erasure_id `clickstream erase` printed")
+
+
 # Commands
 
 
@@ -388,6 +426,52 @@ def run_tasks(client: Client, args: argparse.Namespace) -> int:
 def run_complete(client: Client, args: argparse.Namespace) -> int:
     _print_json(client.complete_task(args.session_id, args.status, args.error))
     return EXIT_OK
+
+
+def check_erase(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.poll is not None and not args.wait:
+        parser.error("--poll goes with --wait")
+
+
+def run_erase(client: Client, args: argparse.Namespace) -> int:
+    erasure = client.erase_user(args.user_id)
+    if not args.wait:
+        _print_json(erasure)
+        return EXIT_OK
+    erasure_id = erasure.get("erasure_id")
+    if not isinstance(erasure_id, str):
+        raise ClickstreamError(f"the API's answer has no erasure_id: {erasure!r:.200}")
+    try:
+        erasure = client.wait_for_erasure(
+            erasure_id, poll_seconds=args.poll or DEFAULT_POLL_SECONDS, on_progress=ErasureProgress()
+        )
+    except KeyboardInterrupt:
+        print(f"stopped waiting; the erasure goes on: clickstream erasure {erasure_id}", file=sys.stderr)
+        raise
+    _print_json(erasure)
+    if erasure.get("status") == "failed":
+        print(f"error: erasure {erasure_id} failed: {erasure.get('error')}; erase the user again", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_erasure(client: Client, args: argparse.Namespace) -> int:
+    _print_json(client.get_erasure(args.erasure_id))
+    return EXIT_OK
+
+
+class ErasureProgress:
+    """A line on stderr each time an erasure's status or counts change (not at every read)."""
+
+    def __init__(self) -> None:
+        self._last: str | None = None
+
+    def __call__(self, erasure: dict[str, Any]) -> None:
+        counts = ", ".join(f"{name} {erasure.get(name, 0)}" for name in ERASURE_COUNTS)
+        line = f"{erasure.get('erasure_id')}: {erasure.get('status')} ({counts})"
+        if line != self._last:
+            print(line, file=sys.stderr, flush=True)
+            self._last = line
 
 
 @dataclass
@@ -597,6 +681,19 @@ def _write_utf8() -> None:
 
 def _is_terminal(stream: TextIO) -> bool:
     return stream.isatty()
+
+
+def _seconds(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is out of range (>= {minimum:g})")
+        return value
+
+    return parse
 
 
 def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

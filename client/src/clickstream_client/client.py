@@ -13,7 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .auth import IamAuth, botocore_session, load_credentials, resolve_region
-from .errors import ClickstreamError, ConnectionFailed, error_for_response
+from .errors import ClickstreamError, ConnectionFailed, WaitTimedOut, error_for_response
 from .retries import CONNECTION_REPR, RetryPolicy
 
 JSONObject = dict[str, Any]
@@ -21,6 +21,9 @@ JSONObject = dict[str, Any]
 
 # Connections kept open per host: enough for the CLI's concurrent scheduling without churn.
 CONNECTION_POOL_SIZE = 32
+# An erasure takes minutes in AWS (two settle waits, then the datasets), seconds locally.
+DEFAULT_POLL_SECONDS = 5.0
+FINAL_ERASURE_STATUSES = frozenset({"done", "failed"})
 
 
 class Client:
@@ -31,7 +34,7 @@ class Client:
     ``execute-api``) using the standard AWS credential chain of ``profile``; the region is ``region``,
     else the one in an execute-api URL, else the profile's. 429, 503 and connection failures are retried
     up to ``max_retries`` times, honouring ``Retry-After``; ``timeout`` (seconds) bounds each attempt.
-    ``sleep`` is how the client waits between retries (replaceable, e.g. in tests); ``on_retry``, if given,
+    ``sleep`` is how the client waits between retries and polls (replaceable, e.g. in tests); ``on_retry``, if given,
     is told of each retry before it is made (a line such as "Connection refused: attempt 3 of 6 in 1.0 s").
 
     Every method returns the API's parsed JSON, or raises a :class:`ClickstreamError` subclass.
@@ -58,6 +61,7 @@ class Client:
         self.timeout = timeout
         self.max_retries = max_retries
         self.region: str | None = None
+        self._sleep = sleep
         self._auth: IamAuth | None = None
         if iam:
             session = botocore_session(profile)
@@ -166,6 +170,45 @@ class Client:
                 # Asking again from the same place would loop for ever.
                 raise ClickstreamError("the API reported more sessions but returned none", status=200, body=page)
             after_number = page["last_number"]
+
+    # Erasure
+
+    def erase_user(self, user_id: str) -> JSONObject:
+        """Ask for everything the service keeps of a user to be erased, datasets included (202):
+        ``{"erasure_id", "user_id", "status": "pending", "requested_at"}``. Asking again while that user's
+        erasure is pending or running returns that erasure, with its current status."""
+        return self._request("POST", "/user/erase", body={"user_id": user_id})
+
+    def get_erasure(self, erasure_id: str) -> JSONObject:
+        """An erasure's status (pending, running, done or failed), its times and what it erased so far:
+        ``sessions``, ``events``, ``tasks``, ``datasets_rewritten``, and ``error`` when it failed."""
+        return self._request("GET", "/erasure", query={"erasure_id": erasure_id})
+
+    def wait_for_erasure(
+        self,
+        erasure_id: str,
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        timeout: float | None = None,
+        on_progress: Callable[[JSONObject], None] | None = None,
+    ) -> JSONObject:
+        """Polls ``GET /erasure`` every ``poll_seconds`` until the erasure is done or failed, and returns it
+        (check its ``status``). ``on_progress``, if given, is told of every record read, the last included.
+        Raises :class:`WaitTimedOut` (its ``body`` the last record) when ``timeout`` seconds pass first."""
+        if poll_seconds <= 0:
+            raise ValueError("poll_seconds must be > 0")
+        started = time.monotonic()
+        while True:
+            erasure = self.get_erasure(erasure_id)
+            if on_progress is not None:
+                on_progress(erasure)
+            if erasure.get("status") in FINAL_ERASURE_STATUSES:
+                return erasure
+            if timeout is not None and time.monotonic() - started + poll_seconds > timeout:
+                raise WaitTimedOut(
+                    f"erasure {erasure_id} is still {erasure.get('status')} after {timeout:g} s", body=erasure
+                )
+            self._sleep(poll_seconds)
 
     # Plumbing
 

@@ -56,6 +56,10 @@ class ConnectionFailed(ClickstreamError):
     """No response: the API could not be reached, or did not answer in time, through every retry."""
 
 
+class WaitTimedOut(ClickstreamError):
+    """A wait gave up before what it waited for finished; ``body`` is the last state read."""
+
+
 class ConfigurationError(ClickstreamError):
     """The client cannot make a request as configured: no credentials, no region, unknown profile or stack."""
 
