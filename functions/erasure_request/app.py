@@ -25,7 +25,9 @@ app = build_resolver()
     },
 )
 def erase_user(request: Annotated[EraseRequest, Body()]) -> Response[Any]:
-    erasure = get_service().erase_user(request.user_id)
+    # Who asks, as IAM authorized them: calls to the API's routes are not in CloudTrail, so the record keeps it.
+    requested_by = app.current_event.request_context.authorizer.iam.user_arn or None
+    erasure = get_service().erase_user(request.user_id, requested_by)
     log_keys(erasure_id=erasure.erasure_id)  # the id only: the user's is never logged
     return json_response(202, erasure.model_dump())
 

@@ -36,6 +36,13 @@ def erase(invoke_http: Invoke, body: Any) -> HttpResult:
     return invoke_http("ErasureRequestFunction", sample_event("erase_user", body=body))
 
 
+def erase_as(invoke_http: Invoke, caller: str) -> HttpResult:
+    """An erasure request of USER signed by `caller` (an IAM ARN), as API Gateway's IAM authorization hands it on."""
+    event = sample_event("erase_user", body={"user_id": USER})
+    event["requestContext"]["authorizer"]["iam"]["userArn"] = caller
+    return invoke_http("ErasureRequestFunction", event)
+
+
 def erasure(invoke_http: Invoke, **query: str) -> HttpResult:
     return invoke_http("ErasureRequestFunction", sample_event("get_erasure", query=query))
 
@@ -130,6 +137,7 @@ def test_the_erasure_shows_its_progress_and_never_the_user(
         "tasks": 0,
         "datasets_rewritten": 0,
         "error": None,
+        "requested_by": sample_event("erase_user")["requestContext"]["authorizer"]["iam"]["userArn"],
     }
     stored = stored_id(USER)
     assert (stored == USER) == (hashing == "none")
@@ -159,6 +167,48 @@ def test_the_erasure_shows_its_progress_and_never_the_user(
     assert USER not in items  # neither raw ...
     assert stored not in items  # ... nor as stored: only the hash stays
     assert user_key(stored) in items
+
+
+def test_who_asked_is_kept_after_the_erasure_while_the_user_id_goes(
+    hashing: str, invoke_http: Invoke, storage: Storage, dynamodb: EmbeddedAws, tables: dict[str, str]
+) -> None:
+    officer, other = "arn:aws:iam::123456789012:user/dpo", "arn:aws:iam::123456789012:role/support"
+    first = erase_as(invoke_http, officer)
+    assert first.status == 202, first.body
+    erasure_id = first.body["erasure_id"]
+    assert erasure(invoke_http, erasure_id=erasure_id).body["requested_by"] == officer
+
+    again = erase_as(invoke_http, other)  # while it is open: the same erasure, its first requester
+    assert (again.status, again.body) == (202, first.body)
+    assert erasure(invoke_http, erasure_id=erasure_id).body["requested_by"] == officer
+
+    storage.erasures.begin(erasure_id, 2_000)
+    storage.erasures.close(erasure_id, "done", 3_000)
+    done = erasure(invoke_http, erasure_id=erasure_id).body
+    assert (done["status"], done["requested_by"]) == ("done", officer)
+    items = batches_items(dynamodb, tables)
+    assert officer in items  # the requester stays ...
+    assert other not in items
+    assert USER not in items  # ... the data subject does not
+    assert stored_id(USER) not in items
+
+    later = erase_as(invoke_http, other)  # a new erasure once closed: its own requester
+    assert later.body["erasure_id"] != erasure_id
+    assert erasure(invoke_http, erasure_id=later.body["erasure_id"]).body["requested_by"] == other
+
+
+@pytest.mark.parametrize(
+    "without_caller",
+    [{}, {"authorizer": None}, {"authorizer": {}}, {"authorizer": {"iam": None}}, {"authorizer": {"iam": {}}}],
+)
+def test_a_request_without_an_iam_caller_records_none(invoke_http: Invoke, without_caller: dict[str, Any]) -> None:
+    """Locally (no IAM in front) the authorizer may be absent, null or empty: the request is still kept."""
+    event = sample_event("erase_user", body={"user_id": USER})
+    event["requestContext"].pop("authorizer")
+    event["requestContext"].update(without_caller)
+    asked = invoke_http("ErasureRequestFunction", event)
+    assert asked.status == 202, asked.body
+    assert erasure(invoke_http, erasure_id=asked.body["erasure_id"]).body["requested_by"] is None
 
 
 def test_a_failed_erasure_shows_its_error(invoke_http: Invoke, storage: Storage) -> None:

@@ -47,6 +47,16 @@ def test_every_route_requires_iam_auth() -> None:
     assert routes == sum(len(operations) for operations in served.values())  # every route the code serves
 
 
+def test_the_access_log_names_every_calls_iam_caller() -> None:
+    """Calls to an HTTP API's routes are not in CloudTrail (only API management calls are): the access log is
+    where each route's caller is, by the ARN IAM authorization found."""
+    settings = load_template()["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == Intrinsic("Fn::GetAtt", "HttpApiAccessLogs.Arn")
+    logged = json.loads(settings["Format"])  # one JSON object per call
+    assert logged["caller"] == "$context.identity.userArn"
+    assert {"$context.requestId", "$context.path", "$context.status"} <= set(logged.values())
+
+
 def test_function_policies_grant_exactly_the_dynamodb_calls_the_code_makes() -> None:
     template = load_template()
     functions = resources_of_type(template, "AWS::Serverless::Function")

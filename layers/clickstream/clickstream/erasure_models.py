@@ -45,3 +45,7 @@ class ErasureView(BaseModel):
     tasks: int
     datasets_rewritten: int
     error: str | None = Field(description="Why a failed erasure failed (the error's name); null otherwise")
+    requested_by: str | None = Field(
+        description="Who asked: the IAM caller of POST /user/erase (its ARN), kept after the erasure is done; "
+        "null when the request came without an IAM caller"
+    )

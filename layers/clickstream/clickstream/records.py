@@ -241,7 +241,8 @@ class Erasure:
 
     `stored_user_id` (the user id as this service stores it: raw, or its pseudonym with UserIdHashing=hmac)
     is kept only while the erasure is pending or running, to find the user's lines in datasets; once it is
-    done or failed the record keeps only `user_key`, a hash of it."""
+    done or failed the record keeps only `user_key`, a hash of it. `requested_by` (the IAM caller who asked,
+    None without one) is kept: it names the requester, not the data subject."""
 
     erasure_id: str
     user_key: str
@@ -255,6 +256,7 @@ class Erasure:
     tasks: int = 0
     datasets_rewritten: int = 0
     error: str | None = None
+    requested_by: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -128,8 +128,8 @@ class Clickstream:
     def experiment(self, experiment_id: str) -> ExperimentAcrossBatches:
         return self.experiments.across_batches(experiment_id)
 
-    def erase_user(self, user_id: str) -> ErasureRequested:
-        return self.erasure_requests.request(user_id)
+    def erase_user(self, user_id: str, requested_by: str | None = None) -> ErasureRequested:
+        return self.erasure_requests.request(user_id, requested_by)
 
     def erasure(self, erasure_id: str) -> ErasureView:
         return self.erasure_requests.get(erasure_id)

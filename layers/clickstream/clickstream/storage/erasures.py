@@ -39,6 +39,7 @@ def erasure_of(item: Item) -> Erasure:
         started_at=optional_n(item, "started_at"),
         completed_at=optional_n(item, "completed_at"),
         error=optional_s(item, "error"),
+        requested_by=optional_s(item, "requested_by"),
         **{name: optional_n(item, name) or 0 for name in _COUNTS},
     )
 
@@ -53,6 +54,8 @@ def _record(erasure: Erasure) -> Item:
     }
     if erasure.stored_user_id is not None:
         item["stored_user_id"] = s(erasure.stored_user_id)
+    if erasure.requested_by is not None:
+        item["requested_by"] = s(erasure.requested_by)
     return item
 
 

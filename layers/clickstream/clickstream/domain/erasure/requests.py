@@ -45,11 +45,14 @@ class ErasureRequests:
         self._clock = context.clock
         self._telemetry = context.telemetry
 
-    def request(self, user_id: str) -> ErasureRequested:
-        """A pending erasure of the user, or the one already pending or running for them."""
+    def request(self, user_id: str, requested_by: str | None = None) -> ErasureRequested:
+        """A pending erasure of the user, or the one already pending or running for them (with its first
+        requester). `requested_by` is the caller who asks (an IAM ARN), kept on the record."""
         stored = self._user_ids.stored(user_id)
         now = self._clock()
-        asked = Erasure(new_erasure_id(now), user_key(stored), "pending", now, stored_user_id=stored)
+        asked = Erasure(
+            new_erasure_id(now), user_key(stored), "pending", now, stored_user_id=stored, requested_by=requested_by
+        )
         standing = self._erasures.request(asked)
         if standing.erasure_id == asked.erasure_id:
             self._telemetry.count("ErasuresRequested")
