@@ -129,7 +129,7 @@ class CapacityMeter:
                 cost.index_write_units += index_units
 
 
-def _index_counts(names: dict[str, str]) -> dict[str, int]:
+def index_counts(names: dict[str, str]) -> dict[str, int]:
     """Per physical table: how many secondary indexes project every item (ALL) written to it."""
     definitions = table_definitions(load_template())
     counts = {}
@@ -142,7 +142,7 @@ def _index_counts(names: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def _sparse_index_keys(names: dict[str, str]) -> dict[str, list[str]]:
+def sparse_index_keys(names: dict[str, str]) -> dict[str, list[str]]:
     """Per physical table: the hash key of each KEYS_ONLY global index, which holds only the items with it."""
     definitions = table_definitions(load_template())
     return {
@@ -344,7 +344,7 @@ def measure(sessions: int) -> dict[str, Any]:
         try:
             names = local_table_names()
             ensure_tables(dynamodb_client(endpoint), names)
-            meter = CapacityMeter(_index_counts(names), _sparse_index_keys(names))
+            meter = CapacityMeter(index_counts(names), sparse_index_keys(names))
             meter.attach(service_dynamodb_client())
             with stdout_bytes() as logged:
                 Workload(LocalFunctions(instances_per_function=1), meter, sessions, lake_dir).run()
