@@ -102,7 +102,8 @@ class CapacityMeter:
     def _ask_for_capacity(self, params: dict[str, Any], model: OperationModel, **_: Any) -> None:
         if model.name in METERED_OPERATIONS:
             params["ReturnConsumedCapacity"] = "TOTAL"
-        table = self._current.table = params.get("TableName", "")
+        # A BatchWriteItem names its table in RequestItems (the erasure's purge writes to one table at a time).
+        table = self._current.table = params.get("TableName") or next(iter(params.get("RequestItems", {})), "")
         if model.name == "GetItem" and params.get("Key", {}).get("pk", {}).get("S") == ACTIVE_KEY:
             with self._lock:
                 self.guard_reads += 1
@@ -111,7 +112,9 @@ class CapacityMeter:
 
     def _book(self, parsed: dict[str, Any], model: OperationModel, **_: Any) -> None:
         reading = model.name in READ_OPERATIONS
-        units = float(parsed.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
+        consumed = parsed.get("ConsumedCapacity", {})
+        consumed = consumed if isinstance(consumed, list) else [consumed]  # a list for the Batch* operations
+        units = sum(float(entry.get("CapacityUnits", 0.0)) for entry in consumed)
         index_units = 0.0
         if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             units = 1.0  # DynamoDB bills a failed conditional write; dynalite reports nothing
