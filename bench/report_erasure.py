@@ -206,4 +206,50 @@ def cost_section(erasure: dict[str, Any]) -> list[str]:
             units = (figures["read_units"], figures["write_units"])
             lines.append(_cost_row(f"{label} ({batch})", figures["s3_requests"], figures["dynamodb_requests"], units))
         lines.append(_cost_row(f"Versions ({batch})", _versions(run["first"]), {}, (0.0, 0.0)))
-    return lines
+    return [*lines, *steps_section(erasure.get("steps"))]
+
+
+def steps_section(steps: dict[str, Any] | None) -> list[str]:
+    """One erasure end to end, step by step; then per erased session and per affected batch."""
+    if not steps:
+        return ["", "The machine's other steps (Begin, Find, Unclaim, Purge, Account, Finish): not in this run."]
+    header = ["Step (one erasure)", "S3 GET", "S3 PUT", "S3 LIST versions", "S3 DELETE version"]
+    header += ["DynamoDB requests", "Read units", "Write units", "Cost"]
+    lines = [
+        "",
+        f"One erasure end to end (`bench/erasure_steps.py`): the user's {steps['answered']['sessions']} sessions "
+        f"in two batches of {steps['batch_sessions']} sessions ({steps['clicks']} clicks each, every other "
+        "session with a task), the first released and exported, the second collecting; every step of the machine "
+        "in order, on dynalite and a lake folder. The Versions step's DELETEs are computed as above; the "
+        "`by_user_key` entry each Unclaim removes (1 write unit, not reported by dynalite) is added.",
+        "",
+        f"| {' | '.join(header)} |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for name, figures in steps["steps"].items():
+        s3 = dict(figures["s3"])
+        if name.startswith("Versions ("):  # one older version of each key its batch's rewrite put
+            s3["DeleteObject"] = steps["steps"][name.replace("Versions", "Rewrite", 1)]["s3"].get("PutObject", 0)
+        units = (figures["read_units"], figures["write_units"])
+        lines.append(_cost_row(name, s3, figures["dynamodb"], units))
+    return [*lines, *_per_session_and_batch(steps)]
+
+
+def _per_session_and_batch(steps: dict[str, Any]) -> list[str]:
+    """Units per erased session (Find, Unclaim, Purge over the user's sessions) and per slot Account walks."""
+    rows = steps["steps"]
+    sessions = steps["answered"]["sessions"]
+    per_session = [rows[name] for name in ("Find", "Unclaim", "Purge")]
+    read = sum(row["read_units"] for row in per_session) / sessions
+    write = sum(row["write_units"] for row in per_session) / sessions
+    account = rows.get("Account (released, exported)", {"read_units": 0.0})
+    per_slot = account["read_units"] / steps["batch_sessions"]
+    return [
+        "",
+        f"Per erased session (Find, Unclaim and Purge over the user's {sessions} sessions, {steps['clicks']} clicks "
+        f"each, every other one with a task): **{read:.2f} read units and {write:.2f} write units**, about "
+        f"${_dollars({}, read, write) * 1e6:,.0f} per million erased sessions. Per affected released batch, "
+        f"Account walks every slot: {per_slot:.2f} read units a slot ({per_slot * 1_000_000:,.0f} for a "
+        f"million-session batch, ${_dollars({}, per_slot * 1_000_000, 0):.3f}); a collecting batch costs nothing "
+        "there. Begin, Finish and the request itself are a few units per erasure.",
+    ]
