@@ -167,7 +167,7 @@ def _dollars(s3: dict[str, int], read_units: float, write_units: float) -> float
     from bench.cost import PRICES
 
     # S3 bills LIST as a PUT; DELETE is free.
-    puts = s3.get("PutObject", 0) + s3.get("ListObjectVersions", 0)
+    puts = s3.get("PutObject", 0) + _lists(s3)
     return (
         puts / 1000 * PRICES["s3_per_thousand_puts"]
         + s3.get("GetObject", 0) / 1000 * PRICES["s3_per_thousand_gets"]
@@ -176,16 +176,21 @@ def _dollars(s3: dict[str, int], read_units: float, write_units: float) -> float
     )
 
 
+def _lists(s3: dict[str, int]) -> int:
+    """LIST requests: of an object's versions, or of a prefix's keys."""
+    return s3.get("ListObjectVersions", 0) + s3.get("ListObjectsV2", 0)
+
+
 def _cost_row(label: str, s3: dict[str, int], dynamodb: dict[str, int], units: tuple[float, float]) -> str:
-    names = ("GetObject", "PutObject", "ListObjectVersions", "DeleteObject")
     operations = ", ".join(f"{name} x{count}" if count > 1 else name for name, count in dynamodb.items()) or "-"
-    cells = [label, *(f"{s3.get(name, 0)}" for name in names), operations, f"{units[0]:g}", f"{units[1]:g}"]
+    requests = [s3.get("GetObject", 0), s3.get("PutObject", 0), _lists(s3), s3.get("DeleteObject", 0)]
+    cells = [label, *(f"{count}" for count in requests), operations, f"{units[0]:g}", f"{units[1]:g}"]
     cells.append(f"${_dollars(s3, *units):.5f}")
     return f"| {' | '.join(cells)} |"
 
 
 def cost_section(erasure: dict[str, Any]) -> list[str]:
-    header = ["Step, per affected batch", "S3 GET", "S3 PUT", "S3 LIST versions", "S3 DELETE version"]
+    header = ["Step, per affected batch", "S3 GET", "S3 PUT", "S3 LIST", "S3 DELETE"]
     header += ["DynamoDB requests", "Read units", "Write units", "Cost"]
     lines = [
         "## Erasure: cost per request",
@@ -213,15 +218,15 @@ def steps_section(steps: dict[str, Any] | None) -> list[str]:
     """One erasure end to end, step by step; then per erased session and per affected batch."""
     if not steps:
         return ["", "The machine's other steps (Begin, Find, Unclaim, Purge, Account, Finish): not in this run."]
-    header = ["Step (one erasure)", "S3 GET", "S3 PUT", "S3 LIST versions", "S3 DELETE version"]
+    header = ["Step (one erasure)", "S3 GET", "S3 PUT", "S3 LIST", "S3 DELETE"]
     header += ["DynamoDB requests", "Read units", "Write units", "Cost"]
     lines = [
         "",
         f"One erasure end to end (`bench/erasure_steps.py`): the user's {steps['answered']['sessions']} sessions "
         f"in two batches of {steps['batch_sessions']} sessions ({steps['clicks']} clicks each, every other "
-        "session with a task), the first released and exported, the second collecting; every step of the machine "
-        "in order, on dynalite and a lake folder. The Versions step's DELETEs are computed as above; the "
-        "`by_user_key` entry each Unclaim removes (1 write unit, not reported by dynalite) is added.",
+        "session scheduled for improvement), the first released and exported, the second collecting; every step "
+        "of the machine in order, on dynalite and a lake folder. The Versions step's DELETEs are computed as "
+        "above; the `by_user_key` entry each Unclaim removes (1 write unit, not reported by dynalite) is added.",
         "",
         f"| {' | '.join(header)} |",
         "|---|---:|---:|---:|---:|---|---:|---:|---:|",
@@ -246,10 +251,13 @@ def _per_session_and_batch(steps: dict[str, Any]) -> list[str]:
     per_slot = account["read_units"] / steps["batch_sessions"]
     return [
         "",
-        f"Per erased session (Find, Unclaim and Purge over the user's {sessions} sessions, {steps['clicks']} clicks "
-        f"each, every other one with a task): **{read:.2f} read units and {write:.2f} write units**, about "
+        f"Per erased session (Find, Unclaim and Purge over the user's {sessions} sessions, "
+        f"{steps['answered']['events']} events and {steps['answered']['tasks']} tasks): "
+        f"**{read:.2f} read units and {write:.2f} write units**, about "
         f"${_dollars({}, read, write) * 1e6:,.0f} per million erased sessions. Per affected released batch, "
-        f"Account walks every slot: {per_slot:.2f} read units a slot ({per_slot * 1_000_000:,.0f} for a "
-        f"million-session batch, ${_dollars({}, per_slot * 1_000_000, 0):.3f}); a collecting batch costs nothing "
-        "there. Begin, Finish and the request itself are a few units per erasure.",
+        f"Account walks every slot: {per_slot:.2f} read units a slot (a Query is billed by the items' size, not "
+        f"what it projects), about {per_slot * 1_000_000:,.0f} for a million-session batch "
+        f"(${_dollars({}, per_slot * 1_000_000, 0):.3f}); a collecting batch costs nothing there. Rewrite and "
+        "Versions cost what the tables above say per range. Begin, Finish and the request itself are a few units "
+        "per erasure.",
     ]
