@@ -63,7 +63,7 @@ class BufferedWrites:
     def __init__(self) -> None:
         self.items: dict[str, list[dict[str, Any]]] = {}
 
-    def put_new(self, table: str, item: dict[str, Any], key_attribute: str) -> bool:
+    def put_new(self, table: str, item: dict[str, Any], key_attribute: str, *, over_expired: bool = False) -> bool:
         self.items.setdefault(table, []).append(item)
         return True
 
