@@ -2,7 +2,8 @@
 tasks tables' streams (tasks go to the embedded SQS queue), the bus's events logged one JSON line each,
 and each released batch exported as the export state machine does it (wait EXPORT_DELAY_SECONDS, plan,
 wait for the writes accepted before the fence, write the ranges in parallel, judge, finish, expire the items
-when RETENTION_DAYS is set; on failure, let go).
+when RETENTION_DAYS is set; on failure, let go); each erasure requested is run as the erasure state machine
+runs it (local/erasures.py), so `make run` erases a user within seconds.
 
 Everything goes through the template's real functions and the embedded moto's real APIs: the outbox
 function puts its events on moto's EventBridge, a rule there delivers them to a queue, and this loop
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from local.erasures import LocalErasures
 from local.streams import StreamRelay
 
 if TYPE_CHECKING:
@@ -45,6 +47,9 @@ class LocalAutomation:
             StreamRelay(aws_endpoint, tables[table_id], "OutboxFunction", functions)
             for table_id in ("BatchesTable", "ImprovementTasksTable")
         ]
+        self.erasures = LocalErasures(functions)
+        # The batches stream read a second time, for the erasure records (the outbox's StartExecution in AWS).
+        self._erasure_starts = StreamRelay(aws_endpoint, tables["BatchesTable"], "ErasureStarts", self.erasures)
         session = boto3.session.Session()
         self._sqs: SQSClient = session.client("sqs", endpoint_url=aws_endpoint)
         self._queue_url = self._subscribe(session, aws_endpoint)
@@ -67,6 +72,7 @@ class LocalAutomation:
         """One round: relay the stream, then handle the events it produced."""
         for relay in self._outbox:
             relay.pump()
+        self._erasure_starts.pump()
         messages = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])
         for message in messages:
             event = json.loads(message["Body"])
@@ -91,6 +97,7 @@ class LocalAutomation:
     def stop(self) -> None:
         self._stop.set()
         self._exports.shutdown(wait=False, cancel_futures=True)
+        self.erasures.stop()
 
     def export(self, released: dict[str, Any]) -> dict[str, Any] | None:
         """The export state machine's steps, for one BatchReleased detail."""

@@ -11,8 +11,9 @@ from local.template import ROOT, function_environment, load_template, resources_
 # Local endpoints accept any credentials: placeholders, never real keys.
 LOCAL_ACCESS_KEY_ID = "local"
 LOCAL_SECRET_ACCESS_KEY = "local"  # noqa: S105 # nosec B105
-# Locally the datasets go to a folder (LAKE_DIR), not to the stack's bucket.
-LOCAL_RESOURCES = {"DatasetBucket": ""}
+# Locally the datasets go to a folder (LAKE_DIR), not to the stack's bucket; no erasure state machine runs
+# (local/automation.py runs an erasure's steps itself).
+LOCAL_RESOURCES = {"DatasetBucket": "", "ErasureStateMachine": ""}
 DEFAULT_LAKE_DIR = ROOT / ".lake"
 
 

@@ -61,7 +61,7 @@ def relay(record: DynamoDBRecord) -> None:
         )
         raise
     if announcement is not None:
-        ids = ("batch_id", "release_id", "session_id")
+        ids = ("batch_id", "release_id", "session_id", "erasure_id")
         log_keys(**{name: str(announcement.detail[name]) for name in ids if name in announcement.detail})
         logger.info("Announced", extra={"detail_type": announcement.detail_type})
 

@@ -13,6 +13,8 @@ import pytest
 from clickstream import runtime
 from clickstream.storage.plumbing import Dynamo
 from local.apigateway import HttpResult
+from local.erasures import LocalErasures
+from tests.conftest import local_functions
 from tests.support import load_event, new_session_body, sample_event
 from tests.support.policies import EXPECTED_GRANTS
 
@@ -28,11 +30,12 @@ class CallRecorder:
         self.calls: dict[str, set[tuple[str, str]]] = {}
 
     def record(self, operation: str, arguments: dict[str, Any]) -> None:
-        resource = self._logical_ids[arguments["TableName"]]
-        if "IndexName" in arguments:
-            resource += f"/index/{arguments['IndexName']}"
         action = "dynamodb:" + "".join(part.capitalize() for part in operation.split("_"))
-        self.calls.setdefault(self.function, set()).add((action, resource))
+        for table in arguments.get("RequestItems") or [arguments["TableName"]]:  # BatchWriteItem: its tables
+            resource = self._logical_ids[table]
+            if "IndexName" in arguments:
+                resource += f"/index/{arguments['IndexName']}"
+            self.calls.setdefault(self.function, set()).add((action, resource))
 
 
 @pytest.fixture
@@ -81,12 +84,13 @@ def export_with_retention(invoke: Callable[[str, Any], Any], lake_dir: Path, rel
         assert invoke("ExportFunction", expire)["slots"] >= 1
 
 
-def erasure_requests(run: Callable[[str, dict[str, Any], int], HttpResult]) -> None:
+def erasure_requests(run: Callable[[str, dict[str, Any], int], HttpResult]) -> str:
     """An erasure asked for, asked again (the open one is read back), read, and an unknown one."""
-    erasure_id = run("ErasureRequestFunction", load_event("erase_user"), 202).body["erasure_id"]
+    erasure_id: str = run("ErasureRequestFunction", load_event("erase_user"), 202).body["erasure_id"]
     run("ErasureRequestFunction", load_event("erase_user"), 202)
     run("ErasureRequestFunction", sample_event("get_erasure", query={"erasure_id": erasure_id}), 200)
     run("ErasureRequestFunction", load_event("get_erasure"), 404)
+    return erasure_id
 
 
 def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
@@ -136,7 +140,7 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     clicks = {"session_id": "sess-next", "events": [{"event_id": "e-next", "object_id": "shoe-17"}]}
     run("CollectionFunction", with_body("add_events", clicks))
     run("BatchSessionsFunction", sample_event("list_batches", query={}))
-    erasure_requests(run)
+    erasure_id = erasure_requests(run)
     recorder.function = "BatchReleaseFunction"
     direct = invoke("BatchReleaseFunction", {"release_id": "release-direct"})
     assert direct["session_count"] == 1
@@ -147,6 +151,12 @@ def test_every_dynamodb_call_the_handlers_make_is_allowed_by_their_policy(
     recorder.function = "OutboxFunction"  # Lambda reads its streams; a replay reads the records
     replayed = invoke("OutboxFunction", {"replay": {"batch_ids": [batch_id], "session_ids": ["sess-abc123"]}})
     assert replayed == {batch_id: ["BatchReleased"], "sess-abc123": []}  # its task is done: not sent again
+    # The erasure of the sample events' user: sessions in a released batch and in the exported one (its
+    # dataset rewritten, its report page too), a task, events, the dataset retention recorded for the user.
+    recorder.function = "ErasureFunction"
+    erased = LocalErasures(local_functions()).run(erasure_id)
+    assert erased is not None
+    assert (erased["status"], erased["tasks"], erased["datasets_rewritten"]) == ("done", 1, 1)
 
     assert_calls_match_grants(recorder)
 

@@ -19,7 +19,7 @@ from local.apigateway import HttpResult
 from local.dynamodb import EmbeddedAws
 from local.streams import StreamRelay
 from tests.conftest import local_functions
-from tests.support import load_event
+from tests.support import load_event, unique
 from tests.support.datasets import run_export
 from tests.support.domain import new_session
 from tests.support.streams import Image, all_records, filters_agree
@@ -168,3 +168,56 @@ def test_the_stream_filters_pass_exactly_the_changes_the_outbox_announces(
 
     passed = filters_agree(records, "BatchesStream", announces)
     assert passed == 2  # the release settled, the dataset exported
+
+
+# --- the erasure machine started ------------------------------------------------------------------------------
+
+
+def test_each_erasure_requested_starts_its_state_machine_once(
+    dynamodb: EmbeddedAws, tables: dict[str, str], service: Clickstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure record's INSERT, however often the stream delivers it, starts one execution named by the
+    erasure id, with the id as its input (ExecutionAlreadyExists is taken as started)."""
+    from clickstream import runtime
+
+    sfn = boto3.session.Session().client("stepfunctions", endpoint_url=dynamodb.endpoint)
+    machine_arn = sfn.create_state_machine(
+        name=unique("erasure"),
+        definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/ErasureStateMachine",
+    )["stateMachineArn"]
+    monkeypatch.setenv("ERASURE_STATE_MACHINE_ARN", machine_arn)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", dynamodb.endpoint)
+    runtime.reset()
+    requested = service.erase_user("user-gone")
+    assert service.erase_user("user-gone").erasure_id == requested.erasure_id  # the same request, one record
+    for _ in range(2):  # the stream read twice over, as after a retried batch
+        relay = StreamRelay(dynamodb.endpoint, tables["BatchesTable"], "OutboxFunction", local_functions())
+        relay.pump()
+    executions = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+    assert [execution["name"] for execution in executions] == [requested.erasure_id]
+    described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    assert json.loads(described["input"]) == {"erasure_id": requested.erasure_id}
+
+
+def test_the_stream_filters_pass_exactly_the_erasure_records_stored(
+    dynamodb: EmbeddedAws, tables: dict[str, str], service: Clickstream
+) -> None:
+    """Every change of the batches table in an erasure's life (its lock, record, the active set, its
+    progress and close) and a release beside it: the filters pass the release and the record's INSERT."""
+    from clickstream.domain.announcements import erasure_requested, released
+    from clickstream.storage.changes import decode_change
+    from local.erasures import LocalErasures
+
+    service.register(new_session(user_id="user-gone"))
+    service.release("release-beside")
+    erasure = service.erase_user("user-gone")
+    assert LocalErasures(local_functions()).erase(erasure.erasure_id) is not None
+    relay = StreamRelay(dynamodb.endpoint, tables["BatchesTable"], "OutboxFunction", local_functions())
+    records = all_records(relay)
+
+    def acts_on(old: Image, new: Image) -> bool:
+        change = decode_change(old, new)
+        return released(change) is not None or erasure_requested(change) is not None
+
+    assert filters_agree(records, "BatchesStream", acts_on) == 2  # the release settled, the erasure stored

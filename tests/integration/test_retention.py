@@ -11,13 +11,16 @@ from pathlib import Path
 import boto3
 import pytest
 
+from clickstream.domain.pseudonyms import user_key
 from clickstream.errors import BatchExported
 from clickstream.service import Clickstream
 from clickstream.settings import Settings
 from clickstream.storage import Storage
 from local.dynamodb import LOCAL_REGION
-from tests.support.datasets import run_export
+from local.erasures import LocalErasures
+from tests.support.datasets import dataset_sessions, run_export
 from tests.support.domain import click, new_session
+from tests.support.erasure import InProcessSteps, request_erasure
 from tests.support.late import apply_ttl
 
 DAY_S = 86_400
@@ -87,3 +90,54 @@ def test_every_item_of_a_released_batch_expires_and_a_new_session_with_its_id_st
     assert task.batch_id == again.batch_id
     # The new session's items have no expiry until its own batch is exported.
     assert expiries(tables, "SessionIdsTable") + expiries(tables, "ImprovementTasksTable") == [None, None]
+
+
+# --- erasure after retention (contract 17) --------------------------------------------------------------------
+
+
+def test_before_the_claims_expire_each_user_of_the_batch_is_recorded_with_its_dataset_once(
+    retained: Clickstream, storage: Storage, tables: dict[str, str]
+) -> None:
+    for n in range(3):
+        retained.register(new_session(f"sess-u{n}", user_id="user-a" if n < 2 else "user-b"))
+    retained.register(new_session("sess-anonymous", user_id=None))  # no user id: nothing to record
+    batch_id = retained.release("release-users").batch_id
+    assert run_export(retained, Path(retained.settings.lake_dir), "release-users", expire=True) is not None
+    client = boto3.client("dynamodb", region_name=LOCAL_REGION)
+    items = client.scan(TableName=tables["UserDatasetsTable"], ConsistentRead=True)["Items"]
+    keys = {user: user_key(retained.user_ids.stored(user)) for user in ("user-a", "user-b")}
+    assert sorted((item["user_key"]["S"], item["batch_id"]["S"]) for item in items) == sorted(
+        (key, batch_id) for key in keys.values()
+    )
+    assert storage.user_datasets.batches_of(keys["user-a"]) == [batch_id]
+
+
+def test_a_user_whose_batch_items_expired_is_erased_from_the_dataset_that_keeps_them(
+    retained: Clickstream, storage: Storage, tables: dict[str, str]
+) -> None:
+    """The claims (and the user index) are gone with the items; UserDatasetsTable still names the dataset,
+    which is rewritten from its own parts, its counts moved to erased_sessions; then forgotten."""
+    for n in range(4):
+        retained.register(new_session(f"sess-e{n}", user_id="user-gone" if n % 2 else "user-kept"))
+        retained.add_events(f"sess-e{n}", [click("c1")])
+    batch_id = retained.release("release-expired").batch_id
+    lake_dir = Path(retained.settings.lake_dir)
+    finished = run_export(retained, lake_dir, "release-expired", expire=True)
+    assert finished is not None
+    later_s = finished["expires_at"] + 1
+    client = boto3.client("dynamodb", region_name=LOCAL_REGION)
+    assert apply_ttl(client, tables, later_s, SESSION_TABLES) > 0
+    at_time(storage, later_s)
+    later = Clickstream(storage, retained.settings, clock=lambda: later_s * 1000)
+    erasure = request_erasure(later, "user-gone")
+    assert LocalErasures(InProcessSteps(later)).run(erasure.erasure_id) is not None
+    done = storage.erasures.get(erasure.erasure_id)
+    assert done is not None
+    assert (done.status, done.datasets_rewritten) == ("done", 1)
+    lines = dataset_sessions(lake_dir, batch_id)
+    assert sorted(line["session_id"] for line in lines) == ["sess-e0", "sess-e2"]
+    record = storage.batches.get(batch_id)
+    assert record is not None
+    assert (record.session_count, record.erased_sessions) == (2, 2)
+    assert storage.user_datasets.batches_of(erasure.user_key) == []
+    assert storage.user_datasets.batches_of(user_key(retained.user_ids.stored("user-kept"))) == [batch_id]

@@ -304,8 +304,10 @@ def test_alarms_cover_executions_the_api_and_every_function() -> None:
         if resource["Type"] == "AWS::Serverless::Function"
     ]
     for function_id in functions:
-        # Synchronous functions can be throttled; the outbox's and the export's invokers retry a throttle.
-        metrics = ("Errors",) if function_id in ("OutboxFunction", "ExportFunction") else ("Errors", "Throttles")
+        # Synchronous functions can be throttled; the outbox's, the export's and the erasure's invokers retry
+        # a throttle.
+        retried = ("OutboxFunction", "ExportFunction", "ErasureFunction")
+        metrics = ("Errors",) if function_id in retried else ("Errors", "Throttles")
         expected |= {("AWS/Lambda", metric, Intrinsic("Ref", function_id)) for metric in metrics}
     assert expected <= covered
     topic_actions = Intrinsic(

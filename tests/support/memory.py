@@ -93,6 +93,24 @@ class MemoryClaims:
         if claim is not None and claim.place is not None and claim.place.batch_id == batch_id:
             self.expiries[session_id] = at_seconds
 
+    def delete(self, session_id: str, place: Place | None) -> bool:
+        with self.lock:
+            claim = self.items.get(session_id)
+            if claim is None:
+                return False
+            if place is None and claim.place is not None:
+                return False
+            if place is not None and (claim.place is None or not _same_number(claim.place, place)):
+                return False
+            del self.items[session_id]
+            self.user_keys.pop(session_id, None)
+            self.expiries.pop(session_id, None)
+            return True
+
+
+def _same_number(one: Place, other: Place) -> bool:
+    return (one.batch_id, one.session_number) == (other.batch_id, other.session_number)
+
 
 @dataclass
 class MemoryPointer:
@@ -291,6 +309,14 @@ class MemoryBatchRecords:
             if record is not None and (record.dataset.export_id, record.dataset.status) == (export_id, "exporting"):
                 self.items[batch_id] = replace(record, dataset=replace(record.dataset, status="failed"))
 
+    def account_erased(self, batch_id: str, session_count: int, erased_sessions: int) -> bool:
+        with self.lock:
+            record = self.items.get(batch_id)
+            if record is None or record.session_count is None or record.erased_sessions > erased_sessions:
+                return False
+            self.items[batch_id] = replace(record, session_count=session_count, erased_sessions=erased_sessions)
+            return True
+
 
 def _may_take(dataset: Dataset, claim: Dataset, stale_before: int) -> bool:
     """storage/batch_records.py's condition: no export yet, a failed one, or this one or a stale one holds it."""
@@ -419,6 +445,13 @@ class MemoryEvents:
         if event_id in self.items.get(session_id, {}):
             self.expiries[(session_id, event_id)] = at_seconds
 
+    def delete_all(self, session_id: str) -> int:
+        with self.lock:
+            events = self.items.pop(session_id, {})
+            for event_id in events:
+                self.expiries.pop((session_id, event_id), None)
+            return len(events)
+
 
 @dataclass
 class MemoryTasks:
@@ -474,6 +507,15 @@ class MemoryTasks:
         task = self.items.get(session_id)
         if task is not None and task.batch_id == batch_id:
             self.expiries[session_id] = at_seconds
+
+    def delete(self, session_id: str, batch_id: str, session_number: int) -> bool:
+        with self.lock:
+            task = self.items.get(session_id)
+            if task is None or (task.batch_id, task.session_number) != (batch_id, session_number):
+                return False
+            del self.items[session_id]
+            self.expiries.pop(session_id, None)
+            return True
 
 
 @dataclass
@@ -605,6 +647,9 @@ class MemoryLake:
 
     def delete_noncurrent_versions(self, key: str) -> int:
         return 0
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self.objects if key.startswith(prefix))
 
     def remove(self, key: str) -> int:
         return 0 if self.objects.pop(key, None) is None else 1

@@ -19,6 +19,8 @@ BATCHES_BY_ID = "BatchesTable/index/batches_by_id"
 TASKS_BY_STATUS = "ImprovementTasksTable/index/tasks_by_status"
 BUS = "event-bus/${ReleaseEventBusName}"
 USER_ID_KEY = "UserIdKeySecret"
+USER_INDEX = "SessionIdsTable/index/by_user_key"
+ERASURE_MACHINE = "ErasureStateMachine"  # a state machine's Ref is its ARN
 
 # Which DynamoDB calls each function makes, following its routes through the domain into the gateways:
 #   Collection: register (claim/take over/assign/mark the session id; number on the pointer, open a batch,
@@ -40,7 +42,18 @@ USER_ID_KEY = "UserIdKeySecret"
 #     (Query on the table); retention reads each session's claim and sets expires_at (UpdateItem) on slots,
 #     claims, events and tasks;
 #     the lake (storage/lake.py): parts and manifest put under sessions/, work files put and got under exports/;
-#     the report page: earlier releases from the batches listing (index Query), the page put under reports/.
+#     the report page: earlier releases from the batches listing (index Query), the page put under reports/;
+#     before a claim with a user_key expires, the user's dataset is recorded (PutItem on UserDatasetsTable).
+#   Outbox, too: StartExecution of the erasure machine for each erasure record stored (storage/machines.py).
+#   Erasure (domain/erasure): the user index (Query), each claim got and deleted; the erasure record, its lock
+#     and the active set (storage/erasures.py: Get/Update/Delete); events keys-only (Query) and deleted by
+#     BatchWriteItem; the task got and deleted; slots got, erased (PutItem) and walked (Query) to recount;
+#     the batch record recounted, held and rewritten (UpdateItem); the user's expired datasets (Query,
+#     DeleteItem); the lake: its work file under erasures/, the rewrite's reads and writes under sessions/,
+#     exports/, judgments/, reports/ (domain/datasets/rewrite.py), the report page's earlier releases (index
+#     Query); ListBucket (a missing work file answers 404; a failed erasure's list is found by its prefix),
+#     ListBucketVersions and DeleteObjectVersion (the replaced objects' older versions): the only role that
+#     may delete versions.
 #   ErasureRequest: POST /user/erase puts the user's lock and the erasure record (conditional puts), reads them,
 #     and clears a lock its closed erasure left (conditional delete); GET /erasure reads the record; with
 #     UserIdHashing=hmac the key, to look up the user id as stored.
@@ -73,6 +86,7 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "SessionsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
     },
     "OutboxFunction": {
+        ERASURE_MACHINE: {"states:StartExecution"},
         BUS: {"events:PutEvents"},
         "BatchesTable": {"dynamodb:GetItem"},
         "ImprovementTasksTable": {"dynamodb:GetItem"},
@@ -94,6 +108,24 @@ EXPECTED_GRANTS: dict[str, Grants] = {
         "DatasetBucket/exports/*": {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"},
         BATCHES_BY_ID: {"dynamodb:Query"},
         "DatasetBucket/reports/*": {"s3:PutObject"},
+        "UserDatasetsTable": {"dynamodb:PutItem"},
+    },
+    "ErasureFunction": {
+        USER_INDEX: {"dynamodb:Query"},
+        "SessionIdsTable": {"dynamodb:GetItem", "dynamodb:DeleteItem"},
+        "ImprovementTasksTable": {"dynamodb:GetItem", "dynamodb:DeleteItem"},
+        "EventsTable": {"dynamodb:Query", "dynamodb:BatchWriteItem"},
+        "SessionsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+        "BatchesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        BATCHES_BY_ID: {"dynamodb:Query"},
+        "UserDatasetsTable": {"dynamodb:Query", "dynamodb:DeleteItem"},
+        **{
+            f"DatasetBucket/{prefix}/*": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
+            for prefix in ("sessions", "judgments", "exports", "reports")
+        },
+        "DatasetBucket/erasures/*": {"s3:GetObject", "s3:PutObject"},
+        "DatasetBucket": {"s3:ListBucket", "s3:ListBucketVersions"},
+        "DatasetBucket/*": {"s3:DeleteObjectVersion"},
     },
 }
 
@@ -120,8 +152,8 @@ def as_list(value: Any) -> list[Any]:
 def resource_name(resource: Any) -> str:
     """`!GetAtt T.Arn` -> "T"; `!Sub "${T.Arn}/index/i"` -> "T/index/i"; the project's event bus -> BUS;
     `!Ref UserIdKeySecret` (a secret's Ref is its ARN) -> USER_ID_KEY; anything else is refused."""
-    if isinstance(resource, Intrinsic) and resource.name == "Ref" and resource.value == USER_ID_KEY:
-        return USER_ID_KEY
+    if isinstance(resource, Intrinsic) and resource.name == "Ref" and resource.value in (USER_ID_KEY, ERASURE_MACHINE):
+        return str(resource.value)
     if isinstance(resource, Intrinsic) and resource.name == "Fn::GetAtt":
         target = resource.value if isinstance(resource.value, str) else ".".join(resource.value)
         if target.endswith(".Arn"):

@@ -47,7 +47,14 @@ def function_arn(function_id: str) -> str:
 
 def resolve(value: Any, resources: dict[str, str]) -> str:
     """A DefinitionSubstitutions value in a local account: functions by logical id, parameters by their
-    default, other resources by `resources` (logical id -> name)."""
+    default, other resources by `resources` (logical id -> name), a mapping's entry by its resolved keys."""
+    if isinstance(value, Intrinsic) and value.name == "Fn::FindInMap":
+        mapping, first, second = (resolve(key, resources) for key in value.value)
+        return str(load_template()["Mappings"][mapping][first][second])
+    return _resolve_reference(value, resources)
+
+
+def _resolve_reference(value: Any, resources: dict[str, str]) -> str:
     template = load_template()
     parameters = template.get("Parameters", {})
 

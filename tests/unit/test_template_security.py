@@ -129,6 +129,14 @@ MACHINE_GRANTS: dict[str, dict[frozenset[str], set[Any]]] = {
 }
 
 
+MACHINE_GRANTS["ErasureStateMachine"] = {
+    frozenset({"lambda:InvokeFunction"}): {
+        Intrinsic("Fn::GetAtt", "ErasureFunction.Arn"),
+        Intrinsic("Fn::Sub", "${ErasureFunction.Arn}:*"),
+    },
+}
+
+
 def machine_role(template: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
     assert "Policies" not in machine, "a state machine uses its explicit role, not SAM-generated policies"
     role_ref = machine["Role"]
@@ -167,6 +175,25 @@ def test_state_machine_roles_are_least_privilege(machine_id: str) -> None:
         else:
             raise AssertionError(f"{machine_id} may not {sorted(actions)} on {resources}")
     assert granted == set(allowed), f"{machine_id} lacks {set(allowed) - granted}"
+
+
+def test_only_the_erasure_function_may_delete_object_versions_and_only_in_the_dataset_bucket() -> None:
+    """Deleting a version destroys what a versioned bucket keeps for recovery: only the erasure's rewrite
+    needs it (the older versions hold the erased user's lines), so no other role of the stack has it."""
+    template = load_template()
+    holders: dict[str, list[Any]] = {}
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    roles = resources_of_type(template, "AWS::IAM::Role")
+    documents = [
+        (function_id, function["Properties"].get("Policies", [])) for function_id, function in functions.items()
+    ]
+    documents += [(role_id, role["Properties"].get("Policies", [])) for role_id, role in roles.items()]
+    for holder, policies in documents:
+        for statement in statements(policies):
+            if any(action in ("s3:DeleteObjectVersion", "s3:*", "*") for action in as_list(statement["Action"])):
+                holders.setdefault(holder, []).extend(as_list(statement["Resource"]))
+    assert holders == {"ErasureFunction": [Intrinsic("Fn::Sub", "${DatasetBucket.Arn}/*")]}
+    assert not resources_of_type(template, "AWS::IAM::Policy")  # no policy attached elsewhere
 
 
 def test_the_buckets_are_private_encrypted_tls_only_and_the_datasets_versioned_and_kept() -> None:

@@ -131,3 +131,13 @@ class ExportSessionsMismatch(ExportError):
 
     def __init__(self, batch_id: str, exported: int, released: int) -> None:
         super().__init__(f"batch {batch_id}: the export found {exported} sessions, the release counted {released}")
+
+
+class ErasureDeadlinePassed(Exception):
+    """A dataset the erasure must rewrite is still being exported as the erasure's deadline nears: the erasure
+    stops as failed (lifting the registration guard) rather than be cut off by the state machine's timeout."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(
+            f"batch {batch_id} is still exporting as the erasure's deadline (ERASURE_DEADLINE_HOURS) nears"
+        )

@@ -224,35 +224,6 @@ class EventsRead:
     last_key: str | None  # set when the read stopped at its limit: more may follow
 
 
-@dataclass(frozen=True)
-class ReleaseChange:
-    """A release record as a stream saw it change (`old` None: created)."""
-
-    old: ReleaseRecord | None
-    new: ReleaseRecord
-
-
-@dataclass(frozen=True)
-class BatchChange:
-    """A released-batch record as a stream saw it change (`old` None: created)."""
-
-    old: BatchRecord | None
-    new: BatchRecord
-
-
-@dataclass(frozen=True)
-class TaskChange:
-    """A task as a stream saw it change (`old` None: created, or not a whole task before)."""
-
-    old: StoredTask | None
-    new: StoredTask
-
-
-# What a change of a table item means to the outbox; None: a change of anything else (the pointer, a
-# removal, a keys-only record).
-StoredChange = ReleaseChange | BatchChange | TaskChange | None
-
-
 class PointerUnavailable(Exception):
     """The collecting pointer is missing (`pointer` is None) or sealed by a release."""
 

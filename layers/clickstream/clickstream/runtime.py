@@ -14,6 +14,7 @@ from clickstream.storage import Storage
 from clickstream.storage.bus import EventBus
 from clickstream.storage.changes import decode_change
 from clickstream.storage.lake import lake_from_settings
+from clickstream.storage.machines import ErasureMachine
 from clickstream.storage.queue import TaskQueue
 
 T = TypeVar("T")
@@ -49,6 +50,7 @@ def get_outbox() -> Outbox:
             lake_from_settings(settings),
             PowertoolsTelemetry(),
             decode=decode_change,
+            erasures=ErasureMachine.from_settings(settings),
         )
 
     return _instance("outbox", build)

@@ -16,6 +16,7 @@ from clickstream.domain.context import Context
 from clickstream.domain.datasets.export import Exporter
 from clickstream.domain.datasets.rewrite import DatasetRewriter
 from clickstream.domain.erasure.requests import ErasureGuard, ErasureRequests
+from clickstream.domain.erasure.steps import ErasureSteps
 from clickstream.domain.experiment_history import ExperimentHistory
 from clickstream.domain.improvement import Improvement
 from clickstream.domain.late_writes import LateWrites
@@ -86,6 +87,7 @@ class Clickstream:
         self.exporter = Exporter(context, self.lake, report_pages)
         self.rewriter = DatasetRewriter(context, self.lake, report_pages)  # an erasure's (contract 17)
         self.experiments = ExperimentHistory(context)
+        self.erasure_steps = ErasureSteps(context, self.lake, self.rewriter)
 
     def register(self, new: NewSession) -> Registration:
         return self.registrar.register(new)

@@ -71,6 +71,12 @@ class Settings(BaseModel):
     user_id_hashing: Literal["none", "hmac"] = "none"
     user_id_hmac_secret_arn: str = ""
     user_id_hmac_key: str = ""
+    # The erasure state machine the outbox starts for each erasure requested (contract 17); empty locally,
+    # where local/automation.py runs the erasure's steps itself.
+    erasure_state_machine_arn: str = ""
+    # How long an erasure may take (template parameter ErasureDeadlineHours, the machine's timeout): an erasure
+    # waiting for an export gives up, as failed, an hour before it.
+    erasure_deadline_hours: int = Field(default=48, ge=2)
 
     @model_validator(mode="after")
     def _settle_outlasts_the_cache(self) -> Settings:

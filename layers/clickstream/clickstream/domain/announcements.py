@@ -10,6 +10,8 @@ without being announced, even if the function that made it crashed right after. 
   report as metrics.
 * A task becomes `pending` (scheduled, or scheduled again after done/failed) -> its task object on the
   improvement tasks queue.
+* `erasure#<id>` is stored (an erasure requested, contract 17) -> the erasure state machine started, its
+  execution named by the erasure id (one execution however often the record is delivered).
 """
 
 from __future__ import annotations
@@ -19,25 +21,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from clickstream.changes import BatchChange, ErasureChange, ReleaseChange, StoredChange, TaskChange
 from clickstream.domain.datasets.experiments import report_of_recorded
 from clickstream.domain.datasets.layout import judgments_key, manifest_key
 from clickstream.domain.improvement import task_view
-from clickstream.domain.ports import Bus, Lake, Queue, Stores
+from clickstream.domain.ports import Bus, ErasureStarter, Lake, Queue, Stores
 from clickstream.domain.telemetry import Telemetry
 from clickstream.errors import BatchNotFound, TaskNotFound
-from clickstream.records import (
-    BatchChange,
-    BatchRecord,
-    ReleaseChange,
-    StoredChange,
-    StoredTask,
-    TaskChange,
-    recorded,
-)
+from clickstream.records import BatchRecord, StoredTask, recorded
 
 Image = Mapping[str, Any]  # a stream image as the stream carries it (storage decodes it)
 ChangeDecoder = Callable[[Image | None, Image | None], StoredChange]
 TASK_MESSAGE = "ImprovementTask"  # an announcement sent to the tasks queue, not the bus
+ERASURE_START = "ErasureRequested"  # an announcement that starts the erasure state machine, not the bus
 
 # The report as CloudWatch metrics (one point per export, at its time), with their units.
 QUALITY_METRICS = {
@@ -126,6 +122,13 @@ def task_pending(change: StoredChange) -> Announcement | None:
     return Announcement(TASK_MESSAGE, task_view(pending).model_dump())
 
 
+def erasure_requested(change: StoredChange) -> Announcement | None:
+    """An erasure record just stored: its state machine is to be started."""
+    if not isinstance(change, ErasureChange) or change.old is not None:
+        return None
+    return Announcement(ERASURE_START, {"erasure_id": change.new.erasure_id})
+
+
 def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
     """What a batch's record says was announced: its release once settled, its dataset once exported."""
     if batch.session_count is None:
@@ -142,9 +145,18 @@ def announcements_of(batch: BatchRecord, lake: Lake) -> list[Announcement]:
 
 class Outbox:
     def __init__(
-        self, storage: Stores, bus: Bus, queue: Queue, lake: Lake, telemetry: Telemetry, *, decode: ChangeDecoder
+        self,
+        storage: Stores,
+        bus: Bus,
+        queue: Queue,
+        lake: Lake,
+        telemetry: Telemetry,
+        *,
+        decode: ChangeDecoder,
+        erasures: ErasureStarter | None = None,
     ) -> None:
         self._storage = storage
+        self._erasures = erasures
         self._decode = decode
         self._bus = bus
         self._queue = queue
@@ -156,6 +168,8 @@ class Outbox:
         anything."""
         change = self._decode(old, new)
         announcement = released(change) or exported(change, self._lake) or task_pending(change)
+        if announcement is None and self._erasures is not None:  # none locally: local/automation.py erases
+            announcement = erasure_requested(change)
         if announcement is None:
             return None
         self._say(announcement)
@@ -187,7 +201,9 @@ class Outbox:
         return [said]
 
     def _say(self, announcement: Announcement) -> None:
-        if announcement.detail_type == TASK_MESSAGE:
+        if announcement.detail_type == ERASURE_START and self._erasures is not None:
+            self._erasures.start(announcement.detail["erasure_id"])  # False: started already, as wanted
+        elif announcement.detail_type == TASK_MESSAGE:
             self._queue.send(announcement.detail)
         else:
             self._bus.put(announcement.detail_type, announcement.detail)

@@ -50,6 +50,9 @@ class ClaimStore(Protocol):
     def assign(self, session_id: str, token: str, place: Place) -> bool: ...
     def mark_registered(self, session_id: str, place: Place) -> bool: ...
     def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None: ...
+    def delete(self, session_id: str, place: Place | None) -> bool:
+        """Delete the claim if it still places the session at `place` (an erasure); False when it does not."""
+        ...
 
 
 class PointerStore(Protocol):
@@ -84,6 +87,11 @@ class BatchRecordStore(Protocol):
     def claim_export(self, batch_id: str, claim: Dataset, stale_before: int) -> BatchRecord | None: ...
     def finish_export(self, batch_id: str, dataset: Dataset) -> bool: ...
     def fail_export(self, batch_id: str, export_id: str) -> None: ...
+    def account_erased(self, batch_id: str, session_count: int, erased_sessions: int) -> bool:
+        """Set a settled batch's session_count and erased_sessions from a recount, unless erased_sessions
+        would decrease (contract 17.4); False when not applied."""
+        ...
+
     def hold_rewrite(self, batch_id: str, erasure_id: str, now: int, stale_before: int) -> bool:
         """An erasure takes the exported dataset to rewrite it: one at a time (repeatable by the same one,
         a hold taken before `stale_before` is given up); False when another holds it or it is not exported."""
@@ -134,6 +142,9 @@ class EventStore(Protocol):
     def exist_for(self, session_id: str) -> bool: ...
     def ids(self, session_id: str) -> list[str]: ...
     def expire(self, session_id: str, event_id: str, at_seconds: int) -> None: ...
+    def delete_all(self, session_id: str) -> int:
+        """Delete every event of the session (expired ones too); how many there were. Repeatable."""
+        ...
 
 
 class TaskStore(Protocol):
@@ -146,6 +157,9 @@ class TaskStore(Protocol):
     def get(self, session_id: str) -> StoredTask | None: ...
     def oldest(self, status: str, limit: int, after: str | None) -> tuple[list[StoredTask], bool]: ...
     def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None: ...
+    def delete(self, session_id: str, batch_id: str, session_number: int) -> bool:
+        """Delete the session's task if it is that session's; False when there is none."""
+        ...
 
 
 class ErasureStore(Protocol):
@@ -231,6 +245,9 @@ class Lake(Protocol):
         """Delete the versions of exactly `key` that are not its current one, and its delete markers (an
         erasure's rewrite replaced the object: the older versions hold what was erased); how many went."""
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the objects under `prefix` (a folder: ends with "/"), ascending."""
+
     def remove(self, key: str) -> int:
         """The object gone, with every version of it (a part a rewrite no longer has); how many went."""
 
@@ -252,6 +269,13 @@ class Bus(Protocol):
     """The event bus announcements go to; `put` raises StorageUnavailable when the bus did not take it."""
 
     def put(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+
+
+class ErasureStarter(Protocol):
+    """Starts the erasure state machine for one erasure; False when it was started already. Raises
+    StorageUnavailable when it could not be started now."""
+
+    def start(self, erasure_id: str) -> bool: ...
 
 
 class Queue(Protocol):

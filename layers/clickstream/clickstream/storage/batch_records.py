@@ -116,6 +116,23 @@ class BatchRecords:
             ExpressionAttributeValues={":count": n(session_count), ":erased": n(erased_sessions)},
         )
 
+    def account_erased(self, batch_id: str, session_count: int, erased_sessions: int) -> bool:
+        """A settled batch recounted after an erasure (contract 17.4): the sessions that remain and the erased
+        tombstones, set together. Never backwards: a recount that saw fewer erased sessions than the record
+        holds (a stale walk, beside another erasure's) is not applied. False when not applied."""
+        response = self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression="SET session_count = :count, erased_sessions = :erased",
+            ConditionExpression=(
+                "attribute_exists(session_count) AND "
+                "(attribute_not_exists(erased_sessions) OR erased_sessions <= :erased)"
+            ),
+            ExpressionAttributeValues={":count": n(session_count), ":erased": n(erased_sessions)},
+        )
+        return response is not None
+
     def newest(self, limit: int, before: str | None) -> tuple[list[BatchRecord], bool]:
         """Released batches, newest first, older than `before` if given; and whether more follow."""
         request: dict[str, Any] = {

@@ -2,8 +2,8 @@
 
 A stream image is an item in DynamoDB's attribute-value form (`{"pk": {"S": "release#r1"}, ...}`), the
 same form GetItem answers, so each item is decoded by its gateway's own decoder. The outbox asks only about
-release records, released-batch records and tasks; any other change (the pointer, a removal, the keys-only
-record moto streams when an update creates an item) decodes to None.
+release records, released-batch records, erasure records and tasks; any other change (the pointer, a
+removal, the keys-only record moto streams when an update creates an item) decodes to None.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from clickstream.records import BatchChange, ReleaseChange, StoredChange, StoredTask, TaskChange
+from clickstream.changes import BatchChange, ErasureChange, ReleaseChange, StoredChange, TaskChange
+from clickstream.records import StoredTask
 from clickstream.storage.batch_records import BATCH_PREFIX, batch_record
+from clickstream.storage.erasures import ERASURE_PREFIX, erasure_of
 from clickstream.storage.plumbing import Item
 from clickstream.storage.releases import RELEASE_PREFIX, release_record
 from clickstream.storage.tasks import stored_task
@@ -43,5 +45,7 @@ def decode_change(old: Image | None, new: Image | None) -> StoredChange:
         return ReleaseChange(_decoded(old, RELEASE_PREFIX, release_record), release)
     if (batch := _decoded(new, BATCH_PREFIX, batch_record)) is not None:
         return BatchChange(_decoded(old, BATCH_PREFIX, batch_record), batch)
+    if (erasure := _decoded(new, ERASURE_PREFIX, erasure_of)) is not None:
+        return ErasureChange(_decoded(old, ERASURE_PREFIX, erasure_of), erasure)
     task = _task(new)
     return None if task is None else TaskChange(_task(old), task)

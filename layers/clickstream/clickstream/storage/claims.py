@@ -1,6 +1,7 @@
 """SessionIdsTable: the claim that makes a session_id register once, and the place it registered in.
 
-DynamoDB calls: GetItem, PutItem, UpdateItem on SessionIdsTable; Query on its sparse index by_user_key.
+DynamoDB calls: GetItem, PutItem, UpdateItem, DeleteItem on SessionIdsTable; Query on its sparse index
+by_user_key.
 """
 
 from __future__ import annotations
@@ -137,3 +138,20 @@ class Claims:
     def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None:
         """The claim's time to live, if it still places the session in `batch_id` (not a later session)."""
         self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds, batch_id)
+
+    def delete(self, session_id: str, place: Place | None) -> bool:
+        """An erasure deletes the claim it found (contract 17): only while it still places the session where
+        it did (a session_id registered again since, by someone else, keeps its new claim). False when gone."""
+        if place is None:
+            condition, values = "attribute_exists(session_id) AND attribute_not_exists(batch_id)", None
+        else:
+            condition = "batch_id = :batch AND session_number = :number"
+            values = {":batch": s(place.batch_id), ":number": n(place.session_number)}
+        request: Item = {
+            "TableName": self._table,
+            "Key": {"session_id": s(session_id)},
+            "ConditionExpression": condition,
+        }
+        if values is not None:
+            request["ExpressionAttributeValues"] = values
+        return self._dynamo.conditional("delete_item", **request) is not None

@@ -1,17 +1,21 @@
 """EventsTable: events keyed by (session_id, event_id), with the local index `by_created_at` for time order.
 
-DynamoDB calls: PutItem and Query on EventsTable; Query on its index by_created_at.
+DynamoDB calls: PutItem, Query and BatchWriteItem (deletes) on EventsTable; Query on its index by_created_at.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
+from clickstream.errors import StorageUnavailable
 from clickstream.records import EventsRead, StoredEvent
 from clickstream.storage.plumbing import Dynamo, Item, n, optional_s, s
 
 EVENTS_BY_TIME_INDEX = "by_created_at"
+BATCH_WRITE_ITEMS = 25  # DynamoDB's most per BatchWriteItem
+UNPROCESSED_ROUNDS = 8  # rounds of retrying what BatchWriteItem left unprocessed (throttled), backing off
 
 
 def chronological_key(created_at: int, event_id: str) -> str:
@@ -95,17 +99,39 @@ class Events:
         return list(self._live_ids(session_id))
 
     def _live_ids(self, session_id: str, total: int | None = None) -> Iterator[str]:
-        """Keys only, on the table itself, strongly consistent."""
-        request: dict[str, Any] = {
+        for item in self._dynamo.query(self._dynamo.live_only(self._keys_of(session_id)), total=total):
+            yield item["event_id"]["S"]
+
+    def _keys_of(self, session_id: str) -> dict[str, Any]:
+        """A Query for a session's event keys only, on the table itself, strongly consistent."""
+        return {
             "TableName": self._table,
             "KeyConditionExpression": "session_id = :session",
             "ExpressionAttributeValues": {":session": s(session_id)},
             "ProjectionExpression": "event_id",
             "ConsistentRead": True,
         }
-        for item in self._dynamo.query(self._dynamo.live_only(request), total=total):
-            yield item["event_id"]["S"]
 
     def expire(self, session_id: str, event_id: str, at_seconds: int) -> None:
         key = {"session_id": s(session_id), "event_id": s(event_id)}
         self._dynamo.expire(self._table, key, "event_id", at_seconds)
+
+    def delete_all(self, session_id: str) -> int:
+        """Delete every event of a session, expired ones included (an erasure); how many were there. Keys
+        only, strongly consistent; deleted 25 at a time, what DynamoDB leaves unprocessed retried. Repeatable:
+        run again, it finds none."""
+        found = self._dynamo.query(self._keys_of(session_id))
+        keys = [{"session_id": s(session_id), "event_id": item["event_id"]} for item in found]
+        for start in range(0, len(keys), BATCH_WRITE_ITEMS):
+            self._delete_batch(keys[start : start + BATCH_WRITE_ITEMS])
+        return len(keys)
+
+    def _delete_batch(self, keys: list[Item]) -> None:
+        pending: list[Item] = [{"DeleteRequest": {"Key": key}} for key in keys]
+        for round_number in range(UNPROCESSED_ROUNDS):
+            response = self._dynamo.call("batch_write_item", RequestItems={self._table: pending})
+            pending = response.get("UnprocessedItems", {}).get(self._table, [])
+            if not pending:
+                return
+            time.sleep(min(2.0, 0.05 * 2**round_number))
+        raise StorageUnavailable()

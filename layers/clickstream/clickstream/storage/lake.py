@@ -5,7 +5,8 @@ for consumers, `exports/batch_id=<id>/...` for the export's own work files (kept
 Athena reads whole).
 
 S3 calls: PutObject, GetObject, HeadObject on the lake bucket (and multipart upload for large parts); for an
-erasure only, ListObjectVersions (s3:ListBucketVersions) and DeleteObject of a version (s3:DeleteObjectVersion).
+erasure only, ListObjectVersions (s3:ListBucketVersions), DeleteObject of a version (s3:DeleteObjectVersion)
+and ListObjectsV2 (s3:ListBucket: what failed erasures of a user left, under erasures/).
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ class FileLake:
     def delete_noncurrent_versions(self, key: str) -> int:
         return 0  # a folder keeps no versions
 
+    def keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        found = (path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("."))
+        return sorted(path.relative_to(self._root).as_posix() for path in found)
+
     def remove(self, key: str) -> int:
         path = self._path(key)
         if not path.exists():
@@ -111,6 +119,10 @@ class S3Lake:
 
     def delete_noncurrent_versions(self, key: str) -> int:
         return self._delete_versions(key, keep_current=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     def remove(self, key: str) -> int:
         return self._delete_versions(key, keep_current=False)

@@ -6,7 +6,7 @@ SHA-256>`: the tasks of one status spread over TASK_BUCKETS partition keys (no s
 in time order, merged here. The hash keeps the sort key short (a session_id may take 1,024 bytes in UTF-8,
 a sort key no more) and unique per session.
 
-DynamoDB calls: GetItem, UpdateItem on ImprovementTasksTable; Query on its index tasks_by_status.
+DynamoDB calls: GetItem, UpdateItem, DeleteItem on ImprovementTasksTable; Query on its index tasks_by_status.
 """
 
 from __future__ import annotations
@@ -147,3 +147,14 @@ class Tasks:
     def expire(self, session_id: str, batch_id: str, at_seconds: int) -> None:
         """The task's time to live, if it is one of `batch_id` (not of a later session with this id)."""
         self._dynamo.expire(self._table, {"session_id": s(session_id)}, "session_id", at_seconds, batch_id)
+
+    def delete(self, session_id: str, batch_id: str, session_number: int) -> bool:
+        """An erasure deletes the session's task, if it is that session's (batch and number); False when none."""
+        response = self._dynamo.conditional(
+            "delete_item",
+            TableName=self._table,
+            Key={"session_id": s(session_id)},
+            ConditionExpression="batch_id = :batch AND session_number = :number",
+            ExpressionAttributeValues={":batch": s(batch_id), ":number": n(session_number)},
+        )
+        return response is not None

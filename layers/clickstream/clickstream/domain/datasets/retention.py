@@ -6,10 +6,16 @@ session its claim, its events and its improvement task. No event or mark is writ
 (the fence refuses them) and a task scheduled later carries its expiry (domain/late_writes.py), so every
 item of the batch expires (contract 13.6). DynamoDB's TTL then deletes them, free of charge, after
 RETENTION_DAYS. The batch and release records stay, so the batch's history (and its report) can still be read.
+
+The user index goes with the claims, while the dataset keeps the sessions: so before the first claim of a user
+in a range expires, (user_key, batch_id) goes into UserDatasetsTable, once per user and range, where an
+erasure finds the datasets to rewrite (contract 17).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from clickstream.domain.context import Context
@@ -44,10 +50,11 @@ class Retention:
             first = number_range.first + (shard - number_range.first) % job.shards  # the shard's first number here
             partition = partition_of(job.batch_id, first, job.shards)
             slots += self._storage.sessions.slots_between(partition, number_range.first, number_range.last)
-        self._fanout.map(lambda slot: self._expire(job, slot, at_seconds), slots)
+        users = _UsersRecorded(self._storage.user_datasets.add, job.batch_id)
+        self._fanout.map(lambda slot: self._expire(job, slot, at_seconds, users), slots)
         return {"range": number_range.index, "slots": len(slots)}
 
-    def _expire(self, job: ExportJob, slot: Slot, at_seconds: int) -> None:
+    def _expire(self, job: ExportJob, slot: Slot, at_seconds: int, users: _UsersRecorded) -> None:
         """The claim last: once it expires the session_id may register again, by then its old events and task
         have expired too (so a new session never sees them, contract 13.6), even after a crash half-way."""
         place = Place(job.batch_id, slot.session_number, job.shards)
@@ -61,4 +68,24 @@ class Retention:
         for event_id in self._storage.events.ids(session_id):
             self._storage.events.expire(session_id, event_id, at_seconds)
         self._storage.sessions.expire(place, at_seconds)
+        if claim.user_key is not None:
+            users.record(claim.user_key)
         self._storage.claims.expire(session_id, job.batch_id, at_seconds)
+
+
+class _UsersRecorded:
+    """The users of one range whose batch is recorded in UserDatasetsTable already (one write each)."""
+
+    def __init__(self, add: Callable[[str, str], None], batch_id: str) -> None:
+        self._add = add
+        self._batch_id = batch_id
+        self._done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def record(self, user_key: str) -> None:
+        with self._lock:
+            if user_key in self._done:
+                return
+        self._add(user_key, self._batch_id)  # a put: two at once for one user write the same item
+        with self._lock:
+            self._done.add(user_key)
