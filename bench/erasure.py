@@ -10,8 +10,9 @@ The rewrite reads only the lake and the batch record, so what it is given is wha
 
 Each rewrite runs in a child of its own (its CPU time and peak memory are its own), through a lake that
 counts what it reads and writes (the S3 requests these calls are, `S3Lake`'s: a get or fetch is one
-GetObject, a put one PutObject, a remove one ListObjectVersions and one DeleteObject per version) and a
-DynamoDB client whose requests and capacity units are counted as bench/cost.py counts them.
+GetObject, a put one PutObject, a listing of keys one ListObjectsV2, a remove one ListObjectVersions and one
+DeleteObject per version) and a DynamoDB client whose requests and capacity units are counted as
+bench/cost.py counts them.
 
     python -m bench.erasure build <sessions> <user sessions> | rewrite <batch_id> <erasure_id>
 """
@@ -154,6 +155,10 @@ class CountingLake:
         deleted = self.lake.delete_noncurrent_versions(key)
         self.calls["DeleteObject"] += deleted
         return deleted
+
+    def keys(self, prefix: str) -> list[str]:
+        self.calls["ListObjectsV2"] += 1
+        return self.lake.keys(prefix)
 
     def remove(self, key: str) -> int:
         self.calls["ListObjectVersions"] += 1

@@ -60,6 +60,7 @@ def _settings(quick: bool) -> dict[str, Any]:
         "export_range_sessions": 20000,
         "erasure_sizes": [5000, 20000] if quick else [20_000, 100_000],
         "erasure_user_sessions": 12,
+        "erasure_steps_sessions": [8, 200],  # the user's and other users' sessions in each of two batches
         "judgments_sizes": [20_000, 100_000] if quick else [100_000, 1_000_000],
         "experiment_repeats": 60 if quick else 200,
     }
@@ -143,6 +144,10 @@ def _print_erasure(erasure: dict[str, Any]) -> None:
             f"  {int(size):>8,} sessions {first['wall_s']:8.1f} {first['cpu_s']:6.1f} {first['peak_rss_mb']:8.0f}"
             f"  {first['parts_uploaded']:>5}/{left:<14} {again['wall_s']:6.1f}, {again['parts_uploaded']}"
         )
+    for name, step in erasure.get("steps", {}).get("steps", {}).items():
+        print(
+            f"  {name:34} {step['requests']:4d} requests {step['read_units']:7.1f} RCU {step['write_units']:7.1f} WCU"
+        )
 
 
 def _print_judgments(judgments: dict[str, Any]) -> None:
@@ -199,7 +204,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
 
 def _standalone_sections(settings: dict[str, Any], run_build: bool) -> dict[str, tuple[str, Callable[[], Any]]]:
     """The sections that start their own servers or builds: label and measurement."""
-    from bench import coldstart_deployed, cost, erasure, experiments, export, judgments, size, throughput
+    from bench import coldstart_deployed, cost, erasure, erasure_steps, experiments, export, judgments, size, throughput
 
     load = (settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"])
     return {
@@ -210,8 +215,11 @@ def _standalone_sections(settings: dict[str, Any], run_build: bool) -> dict[str,
             lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
         ),
         "erasure": (
-            "erasure: dataset rewrite (dynalite)",
-            lambda: erasure.measure(settings["erasure_sizes"], settings["erasure_user_sessions"]),
+            "erasure: dataset rewrite and steps (dynalite)",
+            lambda: {
+                **erasure.measure(settings["erasure_sizes"], settings["erasure_user_sessions"]),
+                "steps": erasure_steps.measure(*settings["erasure_steps_sessions"]),
+            },
         ),
         "judgments": ("judgments on simulated batches", lambda: judgments.measure(settings["judgments_sizes"])),
         "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
