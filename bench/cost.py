@@ -102,7 +102,8 @@ class CapacityMeter:
     def _ask_for_capacity(self, params: dict[str, Any], model: OperationModel, **_: Any) -> None:
         if model.name in METERED_OPERATIONS:
             params["ReturnConsumedCapacity"] = "TOTAL"
-        table = self._current.table = params.get("TableName", "")
+        # A BatchWriteItem names its table in RequestItems (the erasure's purge writes to one table at a time).
+        table = self._current.table = params.get("TableName") or next(iter(params.get("RequestItems", {})), "")
         if model.name == "GetItem" and params.get("Key", {}).get("pk", {}).get("S") == ACTIVE_KEY:
             with self._lock:
                 self.guard_reads += 1
@@ -111,7 +112,9 @@ class CapacityMeter:
 
     def _book(self, parsed: dict[str, Any], model: OperationModel, **_: Any) -> None:
         reading = model.name in READ_OPERATIONS
-        units = float(parsed.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
+        consumed = parsed.get("ConsumedCapacity", {})
+        consumed = consumed if isinstance(consumed, list) else [consumed]  # a list for the Batch* operations
+        units = sum(float(entry.get("CapacityUnits", 0.0)) for entry in consumed)
         index_units = 0.0
         if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             units = 1.0  # DynamoDB bills a failed conditional write; dynalite reports nothing
@@ -129,7 +132,7 @@ class CapacityMeter:
                 cost.index_write_units += index_units
 
 
-def _index_counts(names: dict[str, str]) -> dict[str, int]:
+def index_counts(names: dict[str, str]) -> dict[str, int]:
     """Per physical table: how many secondary indexes project every item (ALL) written to it."""
     definitions = table_definitions(load_template())
     counts = {}
@@ -142,7 +145,7 @@ def _index_counts(names: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def _sparse_index_keys(names: dict[str, str]) -> dict[str, list[str]]:
+def sparse_index_keys(names: dict[str, str]) -> dict[str, list[str]]:
     """Per physical table: the hash key of each KEYS_ONLY global index, which holds only the items with it."""
     definitions = table_definitions(load_template())
     return {
@@ -344,7 +347,7 @@ def measure(sessions: int) -> dict[str, Any]:
         try:
             names = local_table_names()
             ensure_tables(dynamodb_client(endpoint), names)
-            meter = CapacityMeter(_index_counts(names), _sparse_index_keys(names))
+            meter = CapacityMeter(index_counts(names), sparse_index_keys(names))
             meter.attach(service_dynamodb_client())
             with stdout_bytes() as logged:
                 Workload(LocalFunctions(instances_per_function=1), meter, sessions, lake_dir).run()

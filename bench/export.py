@@ -33,7 +33,7 @@ RESULTS_SHOWN = 10
 LOADERS = 8
 
 
-def _session_document(n: int) -> str:
+def session_document(n: int) -> str:
     search = {
         "search_query": f"query {n % 500}",
         "search_results": [{"object_id": f"item-{(n + rank) % 997}", "rank": float(rank)} for rank in range(10)],
@@ -44,7 +44,7 @@ def _session_document(n: int) -> str:
     return json.dumps(search, separators=(",", ":"))
 
 
-def _environment(endpoint: str, lake_dir: Path) -> dict[str, str]:
+def child_environment(endpoint: str, lake_dir: Path) -> dict[str, str]:
     return {
         **lambda_environment(endpoint, endpoint),
         "LAKE_DIR": str(lake_dir),
@@ -63,7 +63,7 @@ class BufferedWrites:
     def __init__(self) -> None:
         self.items: dict[str, list[dict[str, Any]]] = {}
 
-    def put_new(self, table: str, item: dict[str, Any], key_attribute: str) -> bool:
+    def put_new(self, table: str, item: dict[str, Any], key_attribute: str, *, over_expired: bool = False) -> bool:
         self.items.setdefault(table, []).append(item)
         return True
 
@@ -101,7 +101,7 @@ def load_batch(service: Clickstream, sessions: int) -> str:
     for number in range(block.first, block.last + 1):
         session_id = f"bench-{number}"
         stored = StoredSession(
-            block.batch_id, number, session_id, now - 60_000, None, False, False, _session_document(number)
+            block.batch_id, number, session_id, now - 60_000, None, False, False, session_document(number)
         )
         slots.put_session(stored, block.shards)
         for click in range(CLICKS_PER_SESSION):
@@ -173,7 +173,7 @@ def measure(sizes: list[int], range_sessions: int) -> dict[str, Any]:
             with dynalite_server(Path(work) / f"dynalite-{size}.log") as endpoint:
                 environment = {
                     **os.environ,
-                    **_environment(endpoint, Path(work) / f"lake-{size}"),
+                    **child_environment(endpoint, Path(work) / f"lake-{size}"),
                     "EXPORT_RANGE_SESSIONS": str(range_sessions),
                 }
                 loaded = time.perf_counter()

@@ -45,7 +45,7 @@ def _write_rows(batch: Any, path: Path) -> int:
     return rows
 
 
-def _peak_resident_mb() -> float:
+def peak_resident_mb() -> float:
     """This process's peak resident memory. VmHWM, not ru_maxrss: a child started by subprocess inherits
     its parent's ru_maxrss across exec (here the parent holds the simulated batch)."""
     for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
@@ -78,7 +78,7 @@ def judge(rows_path: Path, sessions: int, held_out_sessions: int, judgments_path
         "cpu_s": round(time.process_time() - started_cpu, 2),
         "fit_cpu_s": round(fitted_cpu - started_cpu, 2),
         "wall_s": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": round(_peak_resident_mb(), 1),
+        "peak_rss_mb": round(peak_resident_mb(), 1),
         "pairs": pairs,
         "judgments_bytes": judgments_path.stat().st_size,
         "click_model": fit.click_model,

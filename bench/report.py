@@ -6,6 +6,8 @@ from typing import Any
 
 from bench.report_cost import cost_section
 from bench.report_deployed import deployed_section, deployed_summary_row
+from bench.report_erasure import cost_section as erasure_cost_section
+from bench.report_erasure import rewrite_section
 from bench.report_experiments import experiments_section
 from bench.report_export import export_section
 from bench.report_judgments import judgments_section, judgments_summary
@@ -438,6 +440,8 @@ def render(results: dict[str, Any], before: dict[str, Any] | None, cases: list[C
         lines += [*_throughput(results["throughput"]), ""]
     if results.get("export"):
         lines += [*export_section(results["export"], results.get("cost")), ""]
+    if results.get("erasure"):
+        lines += [*rewrite_section(results["erasure"]), "", *erasure_cost_section(results["erasure"]), ""]
     if results.get("judgments"):
         lines += [*judgments_section(results["judgments"]), ""]
     if results.get("cost"):

@@ -4,7 +4,7 @@ Prints a summary and writes bench/results.json and bench/RESULTS.md. Not part of
 request counts it documents are checked there by tests/test_request_counts.py.
 
     python -m bench.run [--quick] [--skip-build]
-        [--only coldstart,deployed,overhead,counts,paging,throughput,export,judgments,cost,size,experiments]
+        [--only coldstart,deployed,overhead,counts,paging,throughput,export,erasure,judgments,cost,size,experiments]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ SECTIONS = (
     "paging",
     "throughput",
     "export",
+    "erasure",
     "judgments",
     "cost",
     "size",
@@ -57,6 +58,9 @@ def _settings(quick: bool) -> dict[str, Any]:
         "cost_sessions": 200 if quick else 1000,
         "export_sizes": [1000, 5000] if quick else [5000, 20000, 50000],
         "export_range_sessions": 20000,
+        "erasure_sizes": [5000, 20000] if quick else [20_000, 100_000],
+        "erasure_user_sessions": 12,
+        "erasure_steps_sessions": [8, 200],  # the user's and other users' sessions in each of two batches
         "judgments_sizes": [20_000, 100_000] if quick else [100_000, 1_000_000],
         "experiment_repeats": 60 if quick else 200,
     }
@@ -131,6 +135,21 @@ def _print_export(export: dict[str, Any]) -> None:
         print(f"  {int(size):>8,} sessions {figures}")
 
 
+def _print_erasure(erasure: dict[str, Any]) -> None:
+    print("\nerasure: dataset rewrite   wall s  CPU s  peak MB  parts uploaded/left  again: wall s, uploaded")
+    for size, run in erasure["runs"].items():
+        first, again = run["first"], run["again"]
+        left = first["parts"] - first["parts_uploaded"]
+        print(
+            f"  {int(size):>8,} sessions {first['wall_s']:8.1f} {first['cpu_s']:6.1f} {first['peak_rss_mb']:8.0f}"
+            f"  {first['parts_uploaded']:>5}/{left:<14} {again['wall_s']:6.1f}, {again['parts_uploaded']}"
+        )
+    for name, step in erasure.get("steps", {}).get("steps", {}).items():
+        print(
+            f"  {name:34} {step['requests']:4d} requests {step['read_units']:7.1f} RCU {step['write_units']:7.1f} WCU"
+        )
+
+
 def _print_judgments(judgments: dict[str, Any]) -> None:
     print("\njudgments (one worker)   rows   CPU s  peak MB  exam err  PBM gap to truth")
     for size, run in judgments["runs"].items():
@@ -170,6 +189,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
         "paging": _print_paging,
         "throughput": _print_throughput,
         "export": _print_export,
+        "erasure": _print_erasure,
         "judgments": _print_judgments,
         "cost": _print_cost,
         "size": _print_size,
@@ -184,7 +204,7 @@ def _print_summary(results: dict[str, Any], cases: list[Case]) -> None:
 
 def _standalone_sections(settings: dict[str, Any], run_build: bool) -> dict[str, tuple[str, Callable[[], Any]]]:
     """The sections that start their own servers or builds: label and measurement."""
-    from bench import coldstart_deployed, cost, experiments, export, judgments, size, throughput
+    from bench import coldstart_deployed, cost, erasure, erasure_steps, experiments, export, judgments, size, throughput
 
     load = (settings["throughput_threads"], settings["throughput_warmup_s"], settings["throughput_duration_s"])
     return {
@@ -193,6 +213,13 @@ def _standalone_sections(settings: dict[str, Any], run_build: bool) -> dict[str,
         "export": (
             "export throughput and memory (dynalite)",
             lambda: export.measure(settings["export_sizes"], settings["export_range_sessions"]),
+        ),
+        "erasure": (
+            "erasure: dataset rewrite and steps (dynalite)",
+            lambda: {
+                **erasure.measure(settings["erasure_sizes"], settings["erasure_user_sessions"]),
+                "steps": erasure_steps.measure(*settings["erasure_steps_sessions"]),
+            },
         ),
         "judgments": ("judgments on simulated batches", lambda: judgments.measure(settings["judgments_sizes"])),
         "cost": ("cost per million sessions (dynalite)", lambda: cost.measure(settings["cost_sessions"])),
