@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from clickstream.api import log_keys
-from clickstream.domain.erasure.steps import ErasureSteps
+from clickstream.domain.erasure.steps import DatasetOutcome, ErasureSteps, PurgeCounts
 from clickstream.fields import Identifier
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_service
@@ -37,16 +37,25 @@ class BatchStep(_Step):
         return self.erasure_id, self.batch_id
 
 
-class VersionsStep(BatchStep):
-    replaced_keys: list[str] = Field(default_factory=list, max_length=100_000)
-
-
 class DatasetDone(BaseModel):
+    """One item of the Datasets map's output (its Outcome state)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
+    live: bool = True
+    sessions_removed: int = Field(default=0, ge=0)
+    events_removed: int = Field(default=0, ge=0)
     rewritten: bool = False
 
 
+class Purged(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    sessions: int = Field(default=0, ge=0)
+    events: int = Field(default=0, ge=0)
+    tasks: int = Field(default=0, ge=0)
+
+
 class FinishStep(_Step):
+    purged: Purged = Purged()
     datasets: list[DatasetDone] = Field(default_factory=list)
 
 
@@ -65,15 +74,10 @@ def _batch(event: dict[str, Any]) -> BatchStep:
     return batch
 
 
-def _versions(steps: ErasureSteps, event: dict[str, Any]) -> dict[str, Any]:
-    versions = VersionsStep.model_validate(event)
-    log_keys(batch_id=versions.batch_id)
-    return steps.versions(versions.erasure_id, versions.batch_id, versions.replaced_keys)
-
-
 def _finish(steps: ErasureSteps, event: dict[str, Any]) -> dict[str, Any]:
     finish = FinishStep.model_validate(event)
-    return steps.finish(finish.erasure_id, [done.model_dump() for done in finish.datasets])
+    datasets = [DatasetOutcome(**done.model_dump()) for done in finish.datasets]
+    return steps.finish(finish.erasure_id, PurgeCounts(**finish.purged.model_dump()), datasets)
 
 
 def _fail(steps: ErasureSteps, event: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +92,7 @@ STEPS: dict[str, Callable[[ErasureSteps, dict[str, Any]], dict[str, Any]]] = {
     "purge": lambda steps, event: steps.purge(_Step.model_validate(event).erasure_id),
     "account": lambda steps, event: steps.account(*_batch(event).account_args()),
     "rewrite": lambda steps, event: steps.rewrite(*_batch(event).rewrite_args()),
-    "versions": _versions,
+    "versions": lambda steps, event: steps.versions(*_batch(event).rewrite_args()),
     "finish": _finish,
     "fail": _fail,
 }

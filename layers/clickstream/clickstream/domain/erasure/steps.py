@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clickstream.domain.context import Context
+from clickstream.domain.datasets.layout import batch_folders
 from clickstream.domain.erasure.purge import Purge
 from clickstream.domain.erasure.worklist import (
     FoundSession,
@@ -36,14 +37,31 @@ class Rewritten(Protocol):
     def sessions_removed(self) -> int: ...
     @property
     def events_removed(self) -> int: ...
-    @property
-    def replaced_keys(self) -> list[str]: ...
 
 
 class DatasetRewrites(Protocol):
     """domain/datasets/rewrite.py: an exported dataset rewritten without the user's lines."""
 
     def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str) -> Rewritten: ...
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """What Purge removed, as the machine carries it to Finish."""
+
+    sessions: int = 0
+    events: int = 0
+    tasks: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetOutcome:
+    """One batch of the Datasets map, as the machine carries it to Finish."""
+
+    live: bool = True  # False: the batch's items had expired, its dataset was all that held the user
+    sessions_removed: int = 0
+    events_removed: int = 0
+    rewritten: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +149,7 @@ class ErasureSteps:
         """The batch's dataset without the user's lines, when it is exported (ExportNotReady while exporting)."""
         erasure = self._running(erasure_id)
         if erasure is None or erasure.stored_user_id is None:
-            return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0, "replaced_keys": []}
+            return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0}
         try:
             rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id)
         except ExportNotReady:
@@ -142,28 +160,36 @@ class ErasureSteps:
             if self._context.clock() >= deadline - HOUR_MS:
                 raise ErasureDeadlinePassed(batch_id) from None
             raise
+        # Counts only: the keys the rewrite replaced can be thousands, more than a state's payload holds.
         return {
             "batch_id": batch_id,
             "sessions_removed": rewritten.sessions_removed,
             "events_removed": rewritten.events_removed,
-            "replaced_keys": rewritten.replaced_keys,
         }
 
-    def versions(self, erasure_id: str, batch_id: str, replaced_keys: list[str]) -> dict[str, Any]:
-        """The earlier versions of every object the rewrite replaced: they hold the erased lines."""
-        deleted = sum(self._lake.delete_noncurrent_versions(key) for key in replaced_keys)
+    def versions(self, erasure_id: str, batch_id: str) -> dict[str, Any]:
+        """The earlier versions of every object of the batch: those the rewrite replaced hold the erased lines,
+        and so may those a retried export replaced before."""
+        deleted = sum(self._lake.delete_noncurrent_versions(folder) for folder in batch_folders(batch_id))
         record = self._storage.batches.get(batch_id)
         rewritten = record is not None and erasure_id in record.erasures
         return {"batch_id": batch_id, "versions_deleted": deleted, "rewritten": rewritten}
 
-    def finish(self, erasure_id: str, datasets: list[dict[str, Any]]) -> dict[str, Any]:
+    def finish(self, erasure_id: str, purged: PurgeCounts, datasets: list[DatasetOutcome]) -> dict[str, Any]:
         """Done: the counts, the user's dataset index and the work file gone, then the record closed (which
-        removes the stored user id, the user's lock and the registration guard's key)."""
+        removes the stored user id, the user's lock and the registration guard's key).
+
+        The counts are Purge's plus what the rewrites took out of datasets whose items had expired (Purge
+        never saw those sessions), from the machine's own state: set, so a repeated Finish sets the same."""
         erasure = self._running(erasure_id)
         if erasure is not None:
-            self._record_at_least(
-                erasure, ErasureCounts(datasets_rewritten=sum(bool(d.get("rewritten")) for d in datasets))
+            expired = [outcome for outcome in datasets if not outcome.live]
+            counts = ErasureCounts(
+                sessions=purged.sessions + sum(outcome.sessions_removed for outcome in expired),
+                events=purged.events + sum(outcome.events_removed for outcome in expired),
+                datasets_rewritten=sum(outcome.rewritten for outcome in datasets),
             )
+            self._record_at_least(erasure, counts)
             for batch_id in self._storage.user_datasets.batches_of(erasure.user_key):
                 self._storage.user_datasets.remove(erasure.user_key, batch_id)
             for key in self._lake.keys(leftovers_prefix(erasure.user_key)):  # merged into this one's by Find
