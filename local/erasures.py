@@ -77,14 +77,18 @@ class LocalErasures:
     def _dataset(self, erasure_id: str, batch: dict[str, Any]) -> dict[str, Any]:
         """The Datasets map's item: account, rewrite (retried while the export runs), versions; its outcome."""
         self._step("account", erasure_id, **batch)
-        for attempt in range(self._export_retries + 1):
+        attempt = 0
+        while True:
             try:
                 rewritten = self._step("rewrite", erasure_id, **batch)
-                break
             except Exception as error:
                 if type(error).__name__ != "ExportNotReady" or attempt == self._export_retries:
                     raise
+                attempt += 1
                 time.sleep(EXPORT_RETRY_S)
+                continue
+            if rewritten["done"]:  # else the batch takes more than one invocation: go on (RewriteDone)
+                break
         versioned = self._step("versions", erasure_id, batch_id=batch["batch_id"])
         return {
             "live": batch["live"],

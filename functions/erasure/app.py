@@ -20,6 +20,8 @@ from clickstream.fields import Identifier
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_service
 
+REWRITE_MARGIN_MS = 180_000  # the last range, then the judgments and the manifest: well within 3 minutes
+
 
 class _Step(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -91,7 +93,7 @@ STEPS: dict[str, Callable[[ErasureSteps, dict[str, Any]], dict[str, Any]]] = {
     "unclaim": lambda steps, event: steps.unclaim(_Step.model_validate(event).erasure_id),
     "purge": lambda steps, event: steps.purge(_Step.model_validate(event).erasure_id),
     "account": lambda steps, event: steps.account(*_batch(event).account_args()),
-    "rewrite": lambda steps, event: steps.rewrite(*_batch(event).rewrite_args()),
+    "rewrite": lambda steps, event: steps.rewrite(*_batch(event).rewrite_args(), event.get("time_budget_ms")),
     "versions": lambda steps, event: steps.versions(*_batch(event).rewrite_args()),
     "finish": _finish,
     "fail": _fail,
@@ -106,4 +108,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if step not in STEPS:
         raise ValueError(f"unknown erasure step {step!r}: expected one of {', '.join(STEPS)}")
     log_keys(erasure_id=str(event.get("erasure_id")))
-    return STEPS[step](get_service().erasure_steps, event)
+    # A rewrite stops in time to publish what it did and return; the machine calls it again for the rest.
+    budget_ms = max(0, context.get_remaining_time_in_millis() - REWRITE_MARGIN_MS)
+    return STEPS[step](get_service().erasure_steps, {**event, "time_budget_ms": budget_ms})

@@ -37,12 +37,14 @@ class Rewritten(Protocol):
     def sessions_removed(self) -> int: ...
     @property
     def events_removed(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
 
 
 class DatasetRewrites(Protocol):
     """domain/datasets/rewrite.py: an exported dataset rewritten without the user's lines."""
 
-    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str) -> Rewritten: ...
+    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None) -> Rewritten: ...
 
 
 @dataclass(frozen=True)
@@ -145,13 +147,15 @@ class ErasureSteps:
         accounted = self._storage.batches.account_erased(batch_id, sessions, erased)
         return {"batch_id": batch_id, "accounted": accounted, "session_count": sessions, "erased_sessions": erased}
 
-    def rewrite(self, erasure_id: str, batch_id: str) -> dict[str, Any]:
-        """The batch's dataset without the user's lines, when it is exported (ExportNotReady while exporting)."""
+    def rewrite(self, erasure_id: str, batch_id: str, time_budget_ms: int | None = None) -> dict[str, Any]:
+        """The batch's dataset without the user's lines, when it is exported (ExportNotReady while exporting);
+        `done` False when it stopped after `time_budget_ms`, to be called again (it goes on where it stopped)."""
         erasure = self._running(erasure_id)
         if erasure is None or erasure.stored_user_id is None:
-            return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0}
+            return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0, "done": True}
+        stop_at = None if time_budget_ms is None else self._context.clock() + time_budget_ms
         try:
-            rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id)
+            rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id, stop_at)
         except ExportNotReady:
             # Retried hourly by the machine; its timeout would end it without Failed (the guard kept).
             deadline = (
@@ -165,6 +169,7 @@ class ErasureSteps:
             "batch_id": batch_id,
             "sessions_removed": rewritten.sessions_removed,
             "events_removed": rewritten.events_removed,
+            "done": rewritten.done,
         }
 
     def versions(self, erasure_id: str, batch_id: str) -> dict[str, Any]:
