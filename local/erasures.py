@@ -70,22 +70,32 @@ class LocalErasures:
         found = self._step("find", erasure_id)
         self._step("unclaim", erasure_id)
         time.sleep(begun["wait_seconds"])  # WaitForWrites
-        self._step("purge", erasure_id)
+        purged = self._step("purge", erasure_id)
         datasets = [self._dataset(erasure_id, batch) for batch in found["batches"]]
-        return self._step("finish", erasure_id, datasets=datasets)
+        return self._step("finish", erasure_id, purged=purged, datasets=datasets)
 
     def _dataset(self, erasure_id: str, batch: dict[str, Any]) -> dict[str, Any]:
-        """The Datasets map's item: account, rewrite (retried while the export runs), versions."""
+        """The Datasets map's item: account, rewrite (retried while the export runs), versions; its outcome."""
         self._step("account", erasure_id, **batch)
-        for attempt in range(self._export_retries + 1):
+        attempt = 0
+        while True:
             try:
                 rewritten = self._step("rewrite", erasure_id, **batch)
-                break
             except Exception as error:
                 if type(error).__name__ != "ExportNotReady" or attempt == self._export_retries:
                     raise
+                attempt += 1
                 time.sleep(EXPORT_RETRY_S)
-        return self._step("versions", erasure_id, batch_id=batch["batch_id"], replaced_keys=rewritten["replaced_keys"])
+                continue
+            if rewritten["done"]:  # else the batch takes more than one invocation: go on (RewriteDone)
+                break
+        versioned = self._step("versions", erasure_id, batch_id=batch["batch_id"])
+        return {
+            "live": batch["live"],
+            "sessions_removed": rewritten["sessions_removed"],
+            "events_removed": rewritten["events_removed"],
+            "rewritten": versioned["rewritten"],
+        }
 
     def _step(self, step: str, erasure_id: str, **payload: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._functions.invoke(

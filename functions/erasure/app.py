@@ -15,10 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from clickstream.api import log_keys
-from clickstream.domain.erasure.steps import ErasureSteps
+from clickstream.domain.erasure.steps import DatasetOutcome, ErasureSteps, PurgeCounts
 from clickstream.fields import Identifier
 from clickstream.observability import logger, metrics, tracer
 from clickstream.runtime import get_service
+
+REWRITE_MARGIN_MS = 180_000  # the last range, then the judgments and the manifest: well within 3 minutes
 
 
 class _Step(BaseModel):
@@ -37,16 +39,25 @@ class BatchStep(_Step):
         return self.erasure_id, self.batch_id
 
 
-class VersionsStep(BatchStep):
-    replaced_keys: list[str] = Field(default_factory=list, max_length=100_000)
-
-
 class DatasetDone(BaseModel):
+    """One item of the Datasets map's output (its Outcome state)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
+    live: bool = True
+    sessions_removed: int = Field(default=0, ge=0)
+    events_removed: int = Field(default=0, ge=0)
     rewritten: bool = False
 
 
+class Purged(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    sessions: int = Field(default=0, ge=0)
+    events: int = Field(default=0, ge=0)
+    tasks: int = Field(default=0, ge=0)
+
+
 class FinishStep(_Step):
+    purged: Purged = Purged()
     datasets: list[DatasetDone] = Field(default_factory=list)
 
 
@@ -65,15 +76,10 @@ def _batch(event: dict[str, Any]) -> BatchStep:
     return batch
 
 
-def _versions(steps: ErasureSteps, event: dict[str, Any]) -> dict[str, Any]:
-    versions = VersionsStep.model_validate(event)
-    log_keys(batch_id=versions.batch_id)
-    return steps.versions(versions.erasure_id, versions.batch_id, versions.replaced_keys)
-
-
 def _finish(steps: ErasureSteps, event: dict[str, Any]) -> dict[str, Any]:
     finish = FinishStep.model_validate(event)
-    return steps.finish(finish.erasure_id, [done.model_dump() for done in finish.datasets])
+    datasets = [DatasetOutcome(**done.model_dump()) for done in finish.datasets]
+    return steps.finish(finish.erasure_id, PurgeCounts(**finish.purged.model_dump()), datasets)
 
 
 def _fail(steps: ErasureSteps, event: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +93,8 @@ STEPS: dict[str, Callable[[ErasureSteps, dict[str, Any]], dict[str, Any]]] = {
     "unclaim": lambda steps, event: steps.unclaim(_Step.model_validate(event).erasure_id),
     "purge": lambda steps, event: steps.purge(_Step.model_validate(event).erasure_id),
     "account": lambda steps, event: steps.account(*_batch(event).account_args()),
-    "rewrite": lambda steps, event: steps.rewrite(*_batch(event).rewrite_args()),
-    "versions": _versions,
+    "rewrite": lambda steps, event: steps.rewrite(*_batch(event).rewrite_args(), event.get("time_budget_ms")),
+    "versions": lambda steps, event: steps.versions(*_batch(event).rewrite_args()),
     "finish": _finish,
     "fail": _fail,
 }
@@ -102,4 +108,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if step not in STEPS:
         raise ValueError(f"unknown erasure step {step!r}: expected one of {', '.join(STEPS)}")
     log_keys(erasure_id=str(event.get("erasure_id")))
-    return STEPS[step](get_service().erasure_steps, event)
+    # A rewrite stops in time to publish what it did and return; the machine calls it again for the rest.
+    budget_ms = max(0, context.get_remaining_time_in_millis() - REWRITE_MARGIN_MS)
+    return STEPS[step](get_service().erasure_steps, {**event, "time_budget_ms": budget_ms})

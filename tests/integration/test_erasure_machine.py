@@ -187,10 +187,12 @@ def test_a_busy_table_and_an_export_still_running_are_waited_for(
             raise busy.pop()
         return purge(self, erasure_id, held)
 
-    def exporting_twice(self: DatasetRewriter, batch_id: str, stored_user_id: str, erasure_id: str) -> Any:
+    def exporting_twice(
+        self: DatasetRewriter, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None = None
+    ) -> Any:
         if batch_id == population.batches["exported"] and exporting:
             raise exporting.pop()
-        return rewrite(self, batch_id, stored_user_id, erasure_id)
+        return rewrite(self, batch_id, stored_user_id, erasure_id, stop_at)
 
     monkeypatch.setattr(Purge, "delete", busy_once)
     monkeypatch.setattr(DatasetRewriter, "rewrite", exporting_twice)
@@ -202,3 +204,35 @@ def test_a_busy_table_and_an_export_still_running_are_waited_for(
     done = machines.service.storage.erasures.get(erasure.erasure_id)
     assert done is not None
     assert (done.status, done.sessions, done.events, done.datasets_rewritten) == ("done", 5, population.user_events, 1)
+
+
+def test_a_batch_too_large_for_one_rewrite_call_is_rewritten_over_several(
+    machines: Machines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranges of 2 sessions, and a function that always has less time left than its margin: the Rewrite step
+    does one range a call, the machine's RewriteDone loop calls it again, and the end is the same."""
+    monkeypatch.setenv("EXPORT_RANGE_SESSIONS", "2")
+    runtime.reset()
+    machines.service = Clickstream(machines.service.storage, Settings.from_environment())
+    for n in range(3):
+        machines.register(f"exp-user-{n}", USER, n + 1)
+        machines.register(f"exp-other-{n}", OTHER, 2)
+    batch_id = machines.export("release-large")
+    manifest = json.loads(
+        machines.s3.get_object(Bucket=BUCKET, Key=f"sessions/batch_id={batch_id}/manifest.json")["Body"].read()
+    )
+    assert len(manifest["parts"]) == 3  # three ranges
+
+    execution = machines.erase(request_erasure(machines.service, USER))
+
+    assert execution.status == "SUCCEEDED", execution.error
+    rewrites = [event for event in machines.engine.lambdas.events["ErasureFunction"] if event["step"] == "rewrite"]
+    assert len(rewrites) == 3
+    record = machines.service.storage.batches.get(batch_id)
+    assert record is not None
+    assert (record.session_count, record.erased_sessions, record.dataset.session_count) == (3, 3, 3)
+    traces = [USER.encode(), *(f"exp-user-{n}".encode() for n in range(3))]
+    assert not [trace for content in machines.every_version() for trace in traces if trace in content]
+    assert "Versions" not in machines.s3.list_object_versions(
+        Bucket=BUCKET, Prefix=f"exports/batch_id={batch_id}/rewrite"
+    )

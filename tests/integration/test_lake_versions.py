@@ -1,5 +1,6 @@
-"""The older versions an erasure deletes from the versioned dataset bucket (contract 17): exactly those of
-the key it rewrote, never the current one, never another key's; and a part it no longer needs, whole."""
+"""The older versions an erasure deletes from the versioned dataset bucket (contract 17.4): those of every
+object under the rewritten batch's folders, never a current one, never another folder's (not even one whose
+name starts the same); and a part it no longer needs, whole."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from local.template import load_template
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-KEY = "sessions/batch_id=b-1/part-00000.jsonl.gz"
-LONGER = "sessions/batch_id=b-1/part-00000.jsonl.gz.other"  # the listing's prefix finds it too
+FOLDER = "sessions/batch_id=b-1/"
+KEY = f"{FOLDER}part-00000.jsonl.gz"
+OTHER = f"{FOLDER}part-00001.jsonl.gz"
+SIBLING = "sessions/batch_id=b-10/part-00000.jsonl.gz"  # a listing by "sessions/batch_id=b-1" finds it too
+LONGER = f"{KEY}.other"  # removing KEY lists it too
 
 
 @pytest.fixture
@@ -48,18 +52,23 @@ def versions(client: S3Client, bucket: str, key: str) -> list[tuple[str, bool]]:
     return sorted(found)
 
 
-def test_the_older_versions_of_exactly_the_key_go_and_its_current_one_stays(bucket: tuple[S3Client, str]) -> None:
+def test_the_older_versions_in_the_folder_go_and_the_current_ones_stay(bucket: tuple[S3Client, str]) -> None:
     client, name = bucket
     lake = S3Lake(client, name)
     for body in ("with the user", "rewritten once", "rewritten"):
         lake.put_bytes(KEY, body.encode())
-    lake.put_bytes(LONGER, b"old")
-    lake.put_bytes(LONGER, b"new")
-    assert lake.delete_noncurrent_versions(KEY) == 2
+    lake.put_bytes(OTHER, b"from a retried export")
+    lake.put_bytes(OTHER, b"kept")
+    lake.put_bytes(SIBLING, b"old")
+    lake.put_bytes(SIBLING, b"new")
+    assert lake.delete_noncurrent_versions(FOLDER) == 3
     assert versions(client, name, KEY) == [("rewritten", True)]
+    assert versions(client, name, OTHER) == [("kept", True)]
     assert lake.get_bytes(KEY) == b"rewritten"
-    assert versions(client, name, LONGER) == [("new", True), ("old", False)]
-    assert lake.delete_noncurrent_versions(KEY) == 0  # run again: nothing more
+    assert versions(client, name, SIBLING) == [("new", True), ("old", False)]
+    assert lake.delete_noncurrent_versions(FOLDER) == 0  # run again: nothing more
+    with pytest.raises(ValueError, match="not a folder"):
+        lake.delete_noncurrent_versions(FOLDER.rstrip("/"))
 
 
 def test_delete_markers_go_too_and_a_removed_part_leaves_nothing(bucket: tuple[S3Client, str]) -> None:
@@ -68,12 +77,17 @@ def test_delete_markers_go_too_and_a_removed_part_leaves_nothing(bucket: tuple[S
     lake.put_bytes(KEY, b"with the user")
     client.delete_object(Bucket=name, Key=KEY)  # a delete marker over it
     lake.put_bytes(KEY, b"rewritten")
-    assert lake.delete_noncurrent_versions(KEY) == 2
+    lake.put_bytes(OTHER, b"with the user")
+    client.delete_object(Bucket=name, Key=OTHER)  # deleted: its latest is a marker, only history is left
+    assert lake.delete_noncurrent_versions(FOLDER) == 4
     assert versions(client, name, KEY) == [("rewritten", True)]
+    assert versions(client, name, OTHER) == []
+    lake.put_bytes(LONGER, b"another key")
     assert lake.remove(KEY) == 1
     assert versions(client, name, KEY) == []
     assert lake.get_bytes(KEY) is None
     assert lake.remove(KEY) == 0
+    assert versions(client, name, LONGER) == [("another key", True)]
 
 
 def test_pages_of_versions_are_all_read(bucket: tuple[S3Client, str]) -> None:
@@ -81,7 +95,7 @@ def test_pages_of_versions_are_all_read(bucket: tuple[S3Client, str]) -> None:
     lake = S3Lake(client, name)
     for n in range(1_005):  # more than one ListObjectVersions page (1,000)
         client.put_object(Bucket=name, Key=KEY, Body=str(n).encode())
-    assert lake.delete_noncurrent_versions(KEY) == 1_004
+    assert lake.delete_noncurrent_versions(FOLDER) == 1_004
     assert versions(client, name, KEY) == [("1004", True)]
 
 
@@ -96,7 +110,7 @@ def test_the_export_may_neither_list_nor_delete_versions(
     [older] = [v["VersionId"] for v in client.list_object_versions(Bucket=name)["Versions"] if not v["IsLatest"]]
     with running_as("ExportFunction"):
         with pytest.raises(ClientError, match="AccessDenied"):
-            lake.delete_noncurrent_versions(KEY)
+            lake.delete_noncurrent_versions(FOLDER)
         with pytest.raises(ClientError, match="AccessDenied"):
             client.delete_object(Bucket=name, Key=KEY, VersionId=older)
     assert versions(client, name, KEY) == [("rewritten", True), ("with the user", False)]
@@ -105,7 +119,7 @@ def test_the_export_may_neither_list_nor_delete_versions(
 def test_a_folder_keeps_no_versions(tmp_path: Path) -> None:
     lake = FileLake(tmp_path)
     lake.put_bytes(KEY, b"rewritten")
-    assert lake.delete_noncurrent_versions(KEY) == 0
+    assert lake.delete_noncurrent_versions(FOLDER) == 0
     assert lake.get_bytes(KEY) == b"rewritten"
     assert lake.remove(KEY) == 1
     assert lake.get_bytes(KEY) is None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import boto3
@@ -11,6 +9,8 @@ import boto3
 from clickstream.records import Erasure
 from clickstream.service import Clickstream
 from local.dynamodb import LOCAL_REGION
+from local.lambda_runtime import load_function_module
+from local.template import ROOT
 
 SESSION_TABLES = ("SessionIdsTable", "SessionsTable", "EventsTable", "ImprovementTasksTable")
 
@@ -35,22 +35,13 @@ def session_items(tables: dict[str, str], session_ids: set[str]) -> dict[str, li
 
 class InProcessSteps:
     """The erasure function's steps called on a service of this process (its clock, its storage's time), for
-    local/erasures.py to run: the payloads the handler takes, the answers it gives."""
+    local/erasures.py to run: through the handler's own table of steps, so the payloads and answers are the
+    handler's."""
 
     def __init__(self, service: Clickstream) -> None:
         self._steps = service.erasure_steps
+        self._dispatch = load_function_module(ROOT / "functions" / "erasure", "app.lambda_handler").STEPS
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> dict[str, Any]:
-        steps, erasure_id = self._steps, event["erasure_id"]
-        calls: dict[str, Callable[[], dict[str, Any]]] = {
-            "begin": lambda: asdict(steps.begin(erasure_id)),
-            "find": lambda: steps.find(erasure_id),
-            "unclaim": lambda: steps.unclaim(erasure_id),
-            "purge": lambda: steps.purge(erasure_id),
-            "account": lambda: steps.account(erasure_id, event["batch_id"], event["live"]),
-            "rewrite": lambda: steps.rewrite(erasure_id, event["batch_id"]),
-            "versions": lambda: steps.versions(erasure_id, event["batch_id"], event["replaced_keys"]),
-            "finish": lambda: steps.finish(erasure_id, event["datasets"]),
-            "fail": lambda: steps.fail(erasure_id, event["error"]),
-        }
-        return calls[event["step"]]()
+        result: dict[str, Any] = self._dispatch[event["step"]](self._steps, event)
+        return result

@@ -645,8 +645,8 @@ class MemoryLake:
         path.write_bytes(self.objects[key])
         return True
 
-    def delete_noncurrent_versions(self, key: str) -> int:
-        return 0
+    def delete_noncurrent_versions(self, folder: str) -> int:
+        return 0  # keeps no versions
 
     def keys(self, prefix: str) -> list[str]:
         return sorted(key for key in self.objects if key.startswith(prefix))

@@ -164,3 +164,47 @@ def test_a_rewrite_that_crashed_at_any_write_is_completed_by_running_it_again() 
         fresh = fresh_export_without_user(stores, batch_id)
         assert rewritten == stored_parts(fresh, batch_id), crash_at
         assert manifest["metrics"] == json.loads(fresh.objects[manifest_key(batch_id)])["metrics"], crash_at
+
+
+def test_a_rewrite_stopped_at_its_time_limit_goes_on_where_it_stopped_and_ends_as_one_run() -> None:
+    """A batch too large for one invocation: each call stops after a range once `stop_at` has passed (here
+    at once), the next goes on from the following range, and the end is what a fresh export writes."""
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    calls = [service.rewriter.rewrite(batch_id, USER, "e-1", stop_at=0)]
+    while not calls[-1].done:
+        calls.append(service.rewriter.rewrite(batch_id, USER, "e-1", stop_at=0))
+
+    assert len(calls) == 3  # 20 sessions in ranges of 8: one range a call
+    assert [call.sessions_removed for call in calls] == [0, 0, len(USER_AT)]  # counted once, at the end
+    assert not [key for key in lake.objects if key.endswith("rewrite-progress.json")]  # the progress goes at the end
+    assert stores.batches.items[batch_id].dataset.session_count == 20 - len(USER_AT)
+    fresh = fresh_export_without_user(stores, batch_id)
+    assert stored_parts(lake, batch_id) == stored_parts(fresh, batch_id)
+    ours, theirs = json.loads(lake.objects[manifest_key(batch_id)]), json.loads(fresh.objects[manifest_key(batch_id)])
+    assert (ours["parts"], ours["metrics"]) == (theirs["parts"], theirs["metrics"])
+
+
+def test_another_erasures_progress_is_not_taken_for_ours() -> None:
+    """Progress left by an erasure that died holding the dataset: ours rewrites every range itself."""
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    lake.objects[f"exports/batch_id={batch_id}/rewrite-progress.json"] = b'{"erasure_id": "e-dead", "ranges": 2}'
+
+    assert service.rewriter.rewrite(batch_id, USER, "e-1").sessions_removed == len(USER_AT)
+    assert stored_parts(lake, batch_id) == stored_parts(fresh_export_without_user(stores, batch_id), batch_id)
+
+
+def test_a_dataset_whose_export_failed_loses_what_that_export_left() -> None:
+    """A failed export's parts hold the user too (a new export writes them again from DynamoDB)."""
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    record = stores.batches.items[batch_id]
+    stores.batches.items[batch_id] = replace(record, dataset=replace(record.dataset, status="failed"))
+    other = [key for key in lake.objects if batch_id not in key]
+
+    rewritten = service.rewriter.rewrite(batch_id, USER, "e-1")
+
+    assert rewritten.sessions_removed == 0
+    assert rewritten.replaced_keys  # what was removed
+    assert sorted(lake.objects) == sorted(other)

@@ -241,9 +241,11 @@ class Lake(Protocol):
     def fetch(self, key: str, path: Path) -> bool:
         """Copy the object to `path`; False when there is none."""
 
-    def delete_noncurrent_versions(self, key: str) -> int:
-        """Delete the versions of exactly `key` that are not its current one, and its delete markers (an
-        erasure's rewrite replaced the object: the older versions hold what was erased); how many went."""
+    def delete_noncurrent_versions(self, folder: str) -> int:
+        """Delete every version that is not current, and every delete marker, of the objects under `folder`
+        (ends with "/"); an object whose latest version is a delete marker loses them all (it is deleted:
+        only its history is left). An erasure's rewrite replaced objects there: their older versions hold
+        what was erased. How many went."""
 
     def keys(self, prefix: str) -> list[str]:
         """The keys of the objects under `prefix` (a folder: ends with "/"), ascending."""

@@ -67,8 +67,9 @@ class FileLake:
         shutil.copyfile(source, path)
         return True
 
-    def delete_noncurrent_versions(self, key: str) -> int:
-        return 0  # a folder keeps no versions
+    def delete_noncurrent_versions(self, folder: str) -> int:
+        _check_folder(folder)
+        return 0  # a folder on disk keeps no versions
 
     def keys(self, prefix: str) -> list[str]:
         folder = self._path(prefix)
@@ -117,28 +118,41 @@ class S3Lake:
         path.write_bytes(data)
         return True
 
-    def delete_noncurrent_versions(self, key: str) -> int:
-        return self._delete_versions(key, keep_current=True)
+    def delete_noncurrent_versions(self, folder: str) -> int:
+        _check_folder(folder)
+        history: dict[str, list[tuple[str, bool, bool]]] = {}  # key -> (version id, is latest, is a marker)
+        for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=folder):
+            for version in page.get("Versions", []):
+                history.setdefault(version["Key"], []).append((version["VersionId"], version["IsLatest"], False))
+            for marker in page.get("DeleteMarkers", []):
+                history.setdefault(marker["Key"], []).append((marker["VersionId"], marker["IsLatest"], True))
+        doomed = []
+        for key, versions in history.items():
+            deleted = any(latest and is_marker for _, latest, is_marker in versions)  # only its history is left
+            doomed += [(key, version_id) for version_id, latest, _ in versions if deleted or not latest]
+        for key, version_id in doomed:
+            self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=version_id)
+        return len(doomed)
 
     def keys(self, prefix: str) -> list[str]:
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     def remove(self, key: str) -> int:
-        return self._delete_versions(key, keep_current=False)
-
-    def _delete_versions(self, key: str, *, keep_current: bool) -> int:
         """Each version and delete marker of exactly `key` (the listing's prefix also finds longer keys),
-        but its current version when `keep_current`; deleted one by one, by version id."""
+        deleted one by one, by version id."""
         doomed: list[str] = []
         for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=key):
-            for version in page.get("Versions", []):
-                if version.get("Key") == key and not (keep_current and version.get("IsLatest")):
-                    doomed.append(version["VersionId"])
-            doomed += [marker["VersionId"] for marker in page.get("DeleteMarkers", []) if marker.get("Key") == key]
+            entries = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+            doomed += [entry["VersionId"] for entry in entries if entry.get("Key") == key]
         for version_id in doomed:
             self._client.delete_object(Bucket=self._bucket, Key=key, VersionId=version_id)
         return len(doomed)
+
+
+def _check_folder(folder: str) -> None:
+    if not folder.endswith("/"):
+        raise ValueError(f"{folder!r} is not a folder: a prefix without '/' would reach its siblings too")
 
 
 def lake_from_settings(settings: Settings) -> Lake:

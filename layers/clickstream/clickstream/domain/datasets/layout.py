@@ -55,6 +55,13 @@ def judgments_key(batch_id: str) -> str:
     return f"judgments/batch_id={batch_id}/judgments.jsonl.gz"
 
 
+def batch_folders(batch_id: str) -> list[str]:
+    """Every folder of the lake that holds objects of the batch (its dataset, judgments, report page and the
+    export's work files), each ending with "/" so that no other batch's folder shares the prefix."""
+    files = (manifest_key(batch_id), judgments_key(batch_id), report_key(batch_id), range_summary_key(batch_id, 0))
+    return [key.rsplit("/", 1)[0] + "/" for key in files]
+
+
 @dataclass(frozen=True)
 class NumberRange:
     """The session numbers first..last of a batch: one worker's share of an export."""

@@ -27,11 +27,13 @@ from typing import Any
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.layout import (
     NumberRange,
+    batch_folders,
     dataset_folder,
     judgments_key,
     manifest_key,
     range_of_part,
     report_key,
+    work_folder,
 )
 from clickstream.domain.datasets.parts import RangeSession, RangeWriter
 from clickstream.domain.datasets.publish import Publisher
@@ -54,6 +56,7 @@ class Rewritten:
     sessions_removed: int
     events_removed: int
     replaced_keys: list[str]
+    done: bool = True  # False: stopped at its time limit, to be called again
 
 
 @dataclass
@@ -122,22 +125,35 @@ class DatasetRewriter:
         self._lake = lake
         self._publisher = Publisher(context, lake, pages)
 
-    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str) -> Rewritten:
+    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None = None) -> Rewritten:
         """The batch's dataset without the lines of `stored_user_id`; nothing when it is not exported (a later
         export reads DynamoDB, where the user is gone); ExportNotReady while it is being exported or another
-        erasure rewrites it (retried)."""
+        erasure rewrites it (retried). A dataset whose export failed loses what that export left (a new
+        export writes it again from DynamoDB, where the user is gone).
+
+        With `stop_at` (epoch ms) it stops after the first range that ends later and says `done=False`: called
+        again, it goes on from the next range (a batch too large for one invocation takes several)."""
         record = self._storage.batches.get(batch_id)
         if record is not None and record.dataset.status == "exporting":
             raise ExportNotReady(f"batch {batch_id} is being exported: its dataset is rewritten once it exists")
-        if record is None or record.dataset.status != "exported":
-            return Rewritten(0, 0, [])
+        if record is not None and record.dataset.status == "failed":
+            return Rewritten(0, 0, self._remove_leftovers(batch_id))
+        if record is None or record.dataset.status != "exported" or erasure_id in record.erasures:
+            return Rewritten(0, 0, [])  # no dataset; or this erasure's rewrite is recorded already
         now = self._context.clock()
         if not self._storage.batches.hold_rewrite(batch_id, erasure_id, now, now - REWRITE_STALE_MS):
             raise ExportNotReady(f"another erasure is rewriting batch {batch_id}")
         record = self._storage.batches.get(batch_id) or record  # as the hold found it
         old = self._manifest(batch_id)
+        ranges = _ranges_of(old)
+        start = self._progress(batch_id, erasure_id)
         with tempfile.TemporaryDirectory(prefix="rewrite-") as work:
-            summaries, written = self._rewrite_ranges(old, stored_user_id, Path(work))
+            done, written = self._rewrite_ranges(old, ranges, stored_user_id, Path(work), start=start, stop_at=stop_at)
+        if done < len(ranges):
+            progress = {"erasure_id": erasure_id, "ranges": done}
+            self._lake.put_bytes(_progress_key(batch_id), json.dumps(progress).encode())
+            return Rewritten(0, 0, sorted(written), done=False)
+        summaries = self._publisher.summaries(batch_id, len(ranges))
         new_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for summary in summaries for part in summary["parts"]}
         old_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for part in old["parts"]}
         for key in sorted(old_parts - new_parts):
@@ -148,6 +164,7 @@ class DatasetRewriter:
         erased = old["session_count"] + old.get("erased_sessions", 0) - kept  # their sum never changes
         head = {name: old[name] for name in _HEAD if name in old}
         published = self._publisher.publish(head, summaries, judged, erased)
+        self._lake.remove(_progress_key(batch_id))  # before the record: a crash in between starts over, harmlessly
         removed, events_removed = _removed(record, erasure_id, published.manifest)
         accounted = removed if items_expired(record, self._context.settings.retention_days, now) else 0
         dataset = replace(published.dataset, export_id=record.dataset.export_id)
@@ -155,6 +172,19 @@ class DatasetRewriter:
             raise ExportNotReady(f"batch {batch_id}: the rewrite of erasure {erasure_id} no longer holds it")
         replaced = {*written, *new_parts, judgments_key(batch_id), report_key(batch_id)}
         return Rewritten(removed, events_removed, sorted(replaced | {manifest_key(batch_id)}))
+
+    def _progress(self, batch_id: str, erasure_id: str) -> int:
+        """The ranges this erasure rewrote in its earlier invocations (another erasure's progress is not ours:
+        it held the dataset before us and died; rewriting a range again is harmless)."""
+        data = self._lake.get_bytes(_progress_key(batch_id))
+        progress = json.loads(data) if data is not None else {}
+        return int(progress["ranges"]) if progress.get("erasure_id") == erasure_id else 0
+
+    def _remove_leftovers(self, batch_id: str) -> list[str]:
+        removed = [key for folder in batch_folders(batch_id) for key in self._lake.keys(folder)]
+        for key in removed:
+            self._lake.remove(key)  # with every version
+        return removed
 
     def _manifest(self, batch_id: str) -> dict[str, Any]:
         data = self._lake.get_bytes(manifest_key(batch_id))
@@ -164,25 +194,44 @@ class DatasetRewriter:
         return manifest
 
     def _rewrite_ranges(
-        self, old: dict[str, Any], stored_user_id: str, folder: Path
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Every range of the dataset written again from its parts: the summaries, and the keys written."""
+        self,
+        old: dict[str, Any],
+        ranges: dict[int, list[dict[str, Any]]],
+        stored_user_id: str,
+        folder: Path,
+        *,
+        start: int,
+        stop_at: int | None,
+    ) -> tuple[int, list[str]]:
+        """The ranges from `start` written again from their parts, until `stop_at` has passed (at least one):
+        how many ranges are done, and the keys written."""
         batch_id = old["batch_id"]
         stored = {f"{dataset_folder(batch_id)}/{part['key']}": part["sha256"] for part in old["parts"]}
-        by_range: dict[int, list[dict[str, Any]]] = {}
-        for part in old["parts"]:
-            by_range.setdefault(range_of_part(part["key"]), []).append(part)
-        summaries, written = [], []
-        for index in range(max(by_range, default=0) + 1):  # a range with no part has no line: its lists are empty
-            parts = by_range.get(index, [])
+        written: list[str] = []
+        for index in range(start, len(ranges)):
+            parts = ranges[index]  # a range with no part has no line: its lists are empty
             keys = [f"{dataset_folder(batch_id)}/{part['key']}" for part in parts]
             first = min((part["first_number"] for part in parts), default=0)
             last = max((part["last_number"] for part in parts), default=0)
             source = PartLines(self._lake, keys, stored_user_id, folder)
             writer = RangeWriter(self._lake, batch_id, NumberRange(index, first, last), source, stored=stored)
-            summaries.append(writer.write())
+            writer.write()
             written += writer.written
-        return summaries, written
+            if stop_at is not None and self._context.clock() >= stop_at:
+                return index + 1, written
+        return len(ranges), written
+
+
+def _ranges_of(manifest: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """The manifest's parts by the range they belong to, every range up to the last one that has a part."""
+    by_range: dict[int, list[dict[str, Any]]] = {}
+    for part in manifest["parts"]:
+        by_range.setdefault(range_of_part(part["key"]), []).append(part)
+    return {index: by_range.get(index, []) for index in range(max(by_range, default=0) + 1)}
+
+
+def _progress_key(batch_id: str) -> str:
+    return f"{work_folder(batch_id)}/rewrite-progress.json"
 
 
 def _removed(record: BatchRecord, erasure_id: str, manifest: dict[str, Any]) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clickstream.domain.context import Context
+from clickstream.domain.datasets.layout import batch_folders
 from clickstream.domain.erasure.purge import Purge
 from clickstream.domain.erasure.worklist import (
     FoundSession,
@@ -37,13 +38,32 @@ class Rewritten(Protocol):
     @property
     def events_removed(self) -> int: ...
     @property
-    def replaced_keys(self) -> list[str]: ...
+    def done(self) -> bool: ...
 
 
 class DatasetRewrites(Protocol):
     """domain/datasets/rewrite.py: an exported dataset rewritten without the user's lines."""
 
-    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str) -> Rewritten: ...
+    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None) -> Rewritten: ...
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """What Purge removed, as the machine carries it to Finish."""
+
+    sessions: int = 0
+    events: int = 0
+    tasks: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetOutcome:
+    """One batch of the Datasets map, as the machine carries it to Finish."""
+
+    live: bool = True  # False: the batch's items had expired, its dataset was all that held the user
+    sessions_removed: int = 0
+    events_removed: int = 0
+    rewritten: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,13 +147,15 @@ class ErasureSteps:
         accounted = self._storage.batches.account_erased(batch_id, sessions, erased)
         return {"batch_id": batch_id, "accounted": accounted, "session_count": sessions, "erased_sessions": erased}
 
-    def rewrite(self, erasure_id: str, batch_id: str) -> dict[str, Any]:
-        """The batch's dataset without the user's lines, when it is exported (ExportNotReady while exporting)."""
+    def rewrite(self, erasure_id: str, batch_id: str, time_budget_ms: int | None = None) -> dict[str, Any]:
+        """The batch's dataset without the user's lines, when it is exported (ExportNotReady while exporting);
+        `done` False when it stopped after `time_budget_ms`, to be called again (it goes on where it stopped)."""
         erasure = self._running(erasure_id)
         if erasure is None or erasure.stored_user_id is None:
-            return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0, "replaced_keys": []}
+            return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0, "done": True}
+        stop_at = None if time_budget_ms is None else self._context.clock() + time_budget_ms
         try:
-            rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id)
+            rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id, stop_at)
         except ExportNotReady:
             # Retried hourly by the machine; its timeout would end it without Failed (the guard kept).
             deadline = (
@@ -142,28 +164,37 @@ class ErasureSteps:
             if self._context.clock() >= deadline - HOUR_MS:
                 raise ErasureDeadlinePassed(batch_id) from None
             raise
+        # Counts only: the keys the rewrite replaced can be thousands, more than a state's payload holds.
         return {
             "batch_id": batch_id,
             "sessions_removed": rewritten.sessions_removed,
             "events_removed": rewritten.events_removed,
-            "replaced_keys": rewritten.replaced_keys,
+            "done": rewritten.done,
         }
 
-    def versions(self, erasure_id: str, batch_id: str, replaced_keys: list[str]) -> dict[str, Any]:
-        """The earlier versions of every object the rewrite replaced: they hold the erased lines."""
-        deleted = sum(self._lake.delete_noncurrent_versions(key) for key in replaced_keys)
+    def versions(self, erasure_id: str, batch_id: str) -> dict[str, Any]:
+        """The earlier versions of every object of the batch: those the rewrite replaced hold the erased lines,
+        and so may those a retried export replaced before."""
+        deleted = sum(self._lake.delete_noncurrent_versions(folder) for folder in batch_folders(batch_id))
         record = self._storage.batches.get(batch_id)
         rewritten = record is not None and erasure_id in record.erasures
         return {"batch_id": batch_id, "versions_deleted": deleted, "rewritten": rewritten}
 
-    def finish(self, erasure_id: str, datasets: list[dict[str, Any]]) -> dict[str, Any]:
+    def finish(self, erasure_id: str, purged: PurgeCounts, datasets: list[DatasetOutcome]) -> dict[str, Any]:
         """Done: the counts, the user's dataset index and the work file gone, then the record closed (which
-        removes the stored user id, the user's lock and the registration guard's key)."""
+        removes the stored user id, the user's lock and the registration guard's key).
+
+        The counts are Purge's plus what the rewrites took out of datasets whose items had expired (Purge
+        never saw those sessions), from the machine's own state: set, so a repeated Finish sets the same."""
         erasure = self._running(erasure_id)
         if erasure is not None:
-            self._record_at_least(
-                erasure, ErasureCounts(datasets_rewritten=sum(bool(d.get("rewritten")) for d in datasets))
+            expired = [outcome for outcome in datasets if not outcome.live]
+            counts = ErasureCounts(
+                sessions=purged.sessions + sum(outcome.sessions_removed for outcome in expired),
+                events=purged.events + sum(outcome.events_removed for outcome in expired),
+                datasets_rewritten=sum(outcome.rewritten for outcome in datasets),
             )
+            self._record_at_least(erasure, counts)
             for batch_id in self._storage.user_datasets.batches_of(erasure.user_key):
                 self._storage.user_datasets.remove(erasure.user_key, batch_id)
             for key in self._lake.keys(leftovers_prefix(erasure.user_key)):  # merged into this one's by Find
