@@ -150,9 +150,9 @@ class CountingLake:
         self.bytes_read += path.stat().st_size if found else 0
         return found
 
-    def delete_noncurrent_versions(self, key: str) -> int:
-        self.calls["ListObjectVersions"] += 1
-        deleted = self.lake.delete_noncurrent_versions(key)
+    def delete_noncurrent_versions(self, folder: str) -> int:
+        self.calls["ListObjectVersions"] += 1  # one page: below 1,000 versions in a batch's folder
+        deleted = self.lake.delete_noncurrent_versions(folder)
         self.calls["DeleteObject"] += deleted
         return deleted
 

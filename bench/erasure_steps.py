@@ -76,8 +76,13 @@ class Booked:
         return answer
 
 
+REMOVED = ("sessions_removed", "events_removed")
+
+
 def _steps(service: Clickstream, book: Booked, erasure_id: str, labels: dict[str, str]) -> dict[str, Any]:
     """The machine's steps in order, each booked on its own (per batch: by `labels`); Find's and Purge's answers."""
+    from clickstream.domain.erasure.steps import DatasetOutcome, PurgeCounts
+
     steps = service.erasure_steps
     book("Begin", steps.begin, erasure_id)
     found = book("Find", steps.find, erasure_id)
@@ -87,10 +92,11 @@ def _steps(service: Clickstream, book: Booked, erasure_id: str, labels: dict[str
     for batch in found["batches"]:
         batch_id, label = batch["batch_id"], labels[batch["batch_id"]]
         book(f"Account ({label})", steps.account, erasure_id, batch_id, batch["live"])
-        rewritten = book(f"Rewrite ({label})", steps.rewrite, erasure_id, batch_id)
-        keys = rewritten["replaced_keys"]
-        datasets.append(book(f"Versions ({label})", steps.versions, erasure_id, batch_id, keys))
-    book("Finish", steps.finish, erasure_id, datasets)
+        rewritten = book(f"Rewrite ({label})", steps.rewrite, erasure_id, batch_id)  # no time limit: one call
+        versioned = book(f"Versions ({label})", steps.versions, erasure_id, batch_id)
+        outcome = {"live": batch["live"], "rewritten": versioned["rewritten"]}
+        datasets.append(DatasetOutcome(**outcome, **{name: rewritten[name] for name in REMOVED}))
+    book("Finish", steps.finish, erasure_id, PurgeCounts(**purged), datasets)
     return {"sessions": found["sessions"], "batches": len(found["batches"]), "unclaimed": unclaimed, **purged}
 
 
