@@ -91,8 +91,9 @@ def _steps(service: Clickstream, book: Booked, erasure_id: str, labels: dict[str
     datasets = []
     for batch in found["batches"]:
         batch_id, label = batch["batch_id"], labels[batch["batch_id"]]
-        book(f"Account ({label})", steps.account, erasure_id, batch_id, batch["live"])
-        rewritten = book(f"Rewrite ({label})", steps.rewrite, erasure_id, batch_id)  # no time limit: one call
+        accounted = book(f"Account ({label})", steps.account, erasure_id, batch_id, batch["live"])["accounted"]
+        # No time limit: one call.
+        rewritten = book(f"Rewrite ({label})", steps.rewrite, erasure_id, batch_id, None, accounted)
         versioned = book(f"Versions ({label})", steps.versions, erasure_id, batch_id)
         outcome = {"live": batch["live"], "rewritten": versioned["rewritten"]}
         datasets.append(DatasetOutcome(**outcome, **{name: rewritten[name] for name in REMOVED}))

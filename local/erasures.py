@@ -75,20 +75,11 @@ class LocalErasures:
         return self._step("finish", erasure_id, purged=purged, datasets=datasets)
 
     def _dataset(self, erasure_id: str, batch: dict[str, Any]) -> dict[str, Any]:
-        """The Datasets map's item: account, rewrite (retried while the export runs), versions; its outcome."""
-        self._step("account", erasure_id, **batch)
-        attempt = 0
-        while True:
-            try:
-                rewritten = self._step("rewrite", erasure_id, **batch)
-            except Exception as error:
-                if type(error).__name__ != "ExportNotReady" or attempt == self._export_retries:
-                    raise
-                attempt += 1
-                time.sleep(EXPORT_RETRY_S)
-                continue
-            if rewritten["done"]:  # else the batch takes more than one invocation: go on (RewriteDone)
-                break
+        """The Datasets map's item: account, rewrite (each retried while the batch settles or exports; the
+        rewrite called again while it says it is not done: RewriteDone), versions; its outcome."""
+        accounted = self._retrying("account", erasure_id, **batch)["accounted"]
+        while not (rewritten := self._retrying("rewrite", erasure_id, **batch, accounted=accounted))["done"]:
+            pass
         versioned = self._step("versions", erasure_id, batch_id=batch["batch_id"])
         return {
             "live": batch["live"],
@@ -96,6 +87,17 @@ class LocalErasures:
             "events_removed": rewritten["events_removed"],
             "rewritten": versioned["rewritten"],
         }
+
+    def _retrying(self, step: str, erasure_id: str, **payload: Any) -> dict[str, Any]:
+        """A step retried on ExportNotReady, as the machine's Retry does (here every EXPORT_RETRY_S)."""
+        for attempt in range(self._export_retries + 1):
+            try:
+                return self._step(step, erasure_id, **payload)
+            except Exception as error:
+                if type(error).__name__ != "ExportNotReady" or attempt == self._export_retries:
+                    raise
+                time.sleep(EXPORT_RETRY_S)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
 
     def _step(self, step: str, erasure_id: str, **payload: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._functions.invoke(

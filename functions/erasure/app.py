@@ -31,6 +31,7 @@ class _Step(BaseModel):
 class BatchStep(_Step):
     batch_id: Identifier
     live: bool = True  # the batch's items are in DynamoDB (False: expired, its dataset is what holds them)
+    accounted: bool | None = None  # what the Account step answered (Rewrite's input)
 
     def account_args(self) -> tuple[str, str, bool]:
         return self.erasure_id, self.batch_id, self.live
@@ -93,7 +94,9 @@ STEPS: dict[str, Callable[[ErasureSteps, dict[str, Any]], dict[str, Any]]] = {
     "unclaim": lambda steps, event: steps.unclaim(_Step.model_validate(event).erasure_id),
     "purge": lambda steps, event: steps.purge(_Step.model_validate(event).erasure_id),
     "account": lambda steps, event: steps.account(*_batch(event).account_args()),
-    "rewrite": lambda steps, event: steps.rewrite(*_batch(event).rewrite_args(), event.get("time_budget_ms")),
+    "rewrite": lambda steps, event: steps.rewrite(
+        *_batch(event).rewrite_args(), event.get("time_budget_ms"), _batch(event).accounted
+    ),
     "versions": lambda steps, event: steps.versions(*_batch(event).rewrite_args()),
     "finish": _finish,
     "fail": _fail,

@@ -187,12 +187,10 @@ def test_a_busy_table_and_an_export_still_running_are_waited_for(
             raise busy.pop()
         return purge(self, erasure_id, held)
 
-    def exporting_twice(
-        self: DatasetRewriter, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None = None
-    ) -> Any:
+    def exporting_twice(self: DatasetRewriter, batch_id: str, *arguments: Any) -> Any:
         if batch_id == population.batches["exported"] and exporting:
             raise exporting.pop()
-        return rewrite(self, batch_id, stored_user_id, erasure_id, stop_at)
+        return rewrite(self, batch_id, *arguments)
 
     monkeypatch.setattr(Purge, "delete", busy_once)
     monkeypatch.setattr(DatasetRewriter, "rewrite", exporting_twice)

@@ -65,3 +65,17 @@ def test_a_lock_left_by_a_crash_after_closing_does_not_block_a_new_request(stora
     storage.dynamo.call("put_item", TableName=storage.erasures._table, Item=lock)  # as if the delete was lost
 
     assert storage.erasures.request(_erasure("e-2")).erasure_id == "e-2"
+
+
+def test_a_retried_close_of_an_old_erasure_leaves_the_newer_ones_guard(storage: Storage) -> None:
+    storage.erasures.request(_erasure("e-1"))
+    storage.erasures.begin("e-1", now=2_000)
+    storage.erasures.close("e-1", "done", now=3_000)
+    storage.erasures.request(_erasure("e-2"))  # the user asks again
+    storage.erasures.begin("e-2", now=4_000)
+
+    storage.erasures.close("e-1", "done", now=5_000)  # the old Finish, retried
+
+    assert storage.erasures.active_user_keys() == {"k" * 64}
+    storage.erasures.close("e-2", "done", now=6_000)
+    assert storage.erasures.active_user_keys() == frozenset()

@@ -146,3 +146,34 @@ def run_pipeline(invoke: Invoke, state: State, release_id: str) -> list[dict[str
     finish = {"step": "finish", "job": plan["job"], "ranges": len(ranges), "judged": judged}
     outcomes.append({"step": "finish", **outcome(invoke, "ExportFunction", finish)})
     return outcomes
+
+
+def run_erasure(invoke: Invoke) -> list[dict[str, Any]]:
+    """The sample erasure request, then the erasure state machine's steps in the order its definition calls
+    them into ErasureFunction: begin, find, unclaim, purge; for each batch found account, rewrite (again while
+    it says it is not done: RewriteDone) and versions; finish."""
+    answer = http_result(invoke("ErasureRequestFunction", load_event("erase_user")))
+    outcomes: list[dict[str, Any]] = [
+        {"sample": "erase_user", "status": answer.status, "body": comparable(answer.body)}
+    ]
+    erasure = {"erasure_id": answer.body["erasure_id"]}
+
+    def step(name: str, **payload: Any) -> Any:
+        result = invoke("ErasureFunction", {"step": name, **erasure, **payload})
+        outcomes.append({"step": name, "result": comparable(result)})
+        return result
+
+    step("begin")  # its waits are the machine's Wait states: nothing here writes meanwhile
+    found = step("find")
+    step("unclaim")
+    purged = step("purge")
+    datasets = []
+    for batch in found["batches"]:
+        accounted = step("account", **batch)["accounted"]
+        while not (rewritten := step("rewrite", **batch, accounted=accounted))["done"]:
+            pass
+        versioned = step("versions", batch_id=batch["batch_id"])
+        removed = {name: rewritten[name] for name in ("sessions_removed", "events_removed")}
+        datasets.append({"live": batch["live"], "rewritten": versioned["rewritten"], **removed})
+    step("finish", purged=purged, datasets=datasets)
+    return outcomes

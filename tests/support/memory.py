@@ -226,11 +226,16 @@ class MemoryBatchRecords:
         ids = sorted((batch_id for batch_id in self.items if before is None or batch_id < before), reverse=True)
         return [self.items[batch_id] for batch_id in ids[:limit]], len(ids) > limit
 
-    def claim_export(self, batch_id: str, claim: Dataset, stale_before: int) -> BatchRecord | None:
+    def claim_export(
+        self, batch_id: str, claim: Dataset, stale_before: int, held_before: int = 0
+    ) -> BatchRecord | None:
         with self.lock:
             record = self.items.get(batch_id)
             if record is None or record.session_count is None or not _may_take(record.dataset, claim, stale_before):
                 return None
+            holder = self.rewrites.get(batch_id)
+            if record.dataset.status == "failed" and holder is not None and holder[1] >= held_before:
+                return None  # an erasure removes what the failed export left
             fence = record.dataset.fenced_at or claim.events_until or 0  # set once (if_not_exists)
             dataset = replace(
                 record.dataset,
@@ -263,10 +268,15 @@ class MemoryBatchRecords:
             self.items[batch_id] = replace(record, dataset=finished)
             return True
 
+    def release_rewrite(self, batch_id: str, erasure_id: str) -> None:
+        with self.lock:
+            if self.rewrites.get(batch_id, ("", 0))[0] == erasure_id:
+                del self.rewrites[batch_id]
+
     def hold_rewrite(self, batch_id: str, erasure_id: str, now: int, stale_before: int) -> bool:
         with self.lock:
             record = self.items.get(batch_id)
-            if record is None or record.dataset.status != "exported":
+            if record is None or record.dataset.status not in ("exported", "failed"):
                 return False
             holder = self.rewrites.get(batch_id)
             if holder is not None and holder[0] != erasure_id and holder[1] >= stale_before:
@@ -583,7 +593,8 @@ class MemoryErasures:
                 self.items[erasure_id] = erasure
             if self.open_by_user.get(erasure.user_key) == erasure_id:
                 del self.open_by_user[erasure.user_key]
-            self.active.discard(erasure.user_key)
+            if erasure.user_key not in self.open_by_user:  # a newer erasure of the user keeps its guard
+                self.active.discard(erasure.user_key)
             return erasure
 
     def active_user_keys(self) -> frozenset[str]:

@@ -13,6 +13,7 @@ import pytest
 
 from clickstream.domain.datasets import parts
 from clickstream.domain.datasets.layout import NumberRange, dataset_folder, manifest_key
+from clickstream.errors import ExportNotReady
 from clickstream.models import NewEvent
 from clickstream.records import Place
 from clickstream.service import Clickstream
@@ -208,3 +209,62 @@ def test_a_dataset_whose_export_failed_loses_what_that_export_left() -> None:
     assert rewritten.sessions_removed == 0
     assert rewritten.replaced_keys  # what was removed
     assert sorted(lake.objects) == sorted(other)
+
+
+def test_while_a_large_batch_is_rewritten_no_session_is_in_two_parts() -> None:
+    """Pieces whose lines moved up go with their range, not at the end: a reader of the folder (Athena
+    reads it whole) never counts a session twice between two invocations, nor after a failed erasure."""
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    assert not service.rewriter.rewrite(batch_id, USER, "e-1", stop_at=0).done  # the first range only
+    numbers = [
+        json.loads(line)["session_number"]
+        for data in stored_parts(lake, batch_id).values()
+        for line in gzip.decompress(data).splitlines()
+    ]
+    assert len(numbers) == len(set(numbers))
+    assert set(numbers) == {n + 1 for n in range(20) if n not in USER_AT[:2]}  # range 0 rewritten, the rest not yet
+
+
+def test_a_dataset_the_buckets_retention_expired_is_left_with_nothing_and_the_erasure_goes_on() -> None:
+    """Retention's lifecycle rule expired the manifest and parts (the report page is not under it): what is
+    left of the batch goes, nothing fails, and the hold is let go."""
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    for key in [key for key in lake.objects if key.startswith(("sessions/", "judgments/"))]:
+        del lake.objects[key]
+
+    rewritten = service.rewriter.rewrite(batch_id, USER, "e-1")
+
+    assert (rewritten.sessions_removed, rewritten.done) == (0, True)
+    assert not [key for key in lake.objects if batch_id in key]
+    assert stores.batches.hold_rewrite(batch_id, "e-2", now_ms(), 0)  # let go
+
+
+def test_no_export_takes_a_failed_batch_while_an_erasure_removes_what_it_left() -> None:
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    record = stores.batches.items[batch_id]
+    stores.batches.items[batch_id] = replace(record, dataset=replace(record.dataset, status="failed"))
+    assert stores.batches.hold_rewrite(batch_id, "e-1", now_ms(), 0)
+
+    with pytest.raises(ExportNotReady, match="an erasure holds"):
+        service.exporter.plan("release-p", "export-2")
+    stores.batches.release_rewrite(batch_id, "e-1")
+    assert service.exporter.plan("release-p", "export-2").job is not None
+
+
+def test_the_rewrite_accounts_the_removed_sessions_only_when_the_account_step_did_not() -> None:
+    for account_removed, session_count in ((False, 20), (True, 20 - len(USER_AT))):
+        stores, lake = MemoryStores(), MemoryLake()
+        service, batch_id = exported_batch(stores, lake)
+        service.rewriter.rewrite(batch_id, USER, "e-1", account_removed=account_removed)
+        assert stores.batches.items[batch_id].session_count == session_count
+
+
+def test_the_account_step_waits_for_a_batch_being_settled() -> None:
+    stores, lake = MemoryStores(), MemoryLake()
+    service, batch_id = exported_batch(stores, lake)
+    stores.batches.items[batch_id] = replace(stores.batches.items[batch_id], session_count=None)
+    with pytest.raises(ExportNotReady, match="being settled"):
+        service.erasure_steps.account("e-1", batch_id, live=True)

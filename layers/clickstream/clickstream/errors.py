@@ -116,11 +116,6 @@ class ExportNotReady(ExportError):
     """The batch is not released and settled yet, or another export took it over: try again later."""
 
 
-class DatasetManifestMissing(ExportError):
-    def __init__(self, batch_id: str) -> None:
-        super().__init__(f"batch {batch_id} is recorded as exported but its manifest is missing")
-
-
 class ExportRangeMissing(ExportError):
     def __init__(self, batch_id: str, index: int) -> None:
         super().__init__(f"range {index} of batch {batch_id} has no summary: it was not written")

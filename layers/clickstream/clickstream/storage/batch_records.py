@@ -148,9 +148,12 @@ class BatchRecords:
         items = list(self._dynamo.query(request, total=limit + 1))
         return [batch_record(item) for item in items[:limit]], len(items) > limit
 
-    def claim_export(self, batch_id: str, claim: Dataset, stale_before: int) -> BatchRecord | None:
+    def claim_export(
+        self, batch_id: str, claim: Dataset, stale_before: int, held_before: int = 0
+    ) -> BatchRecord | None:
         """Make `claim.export_id` the batch's export (status exporting, its start), unless the dataset is
-        exported or another export holds it (one started after `stale_before`); repeatable by the same export.
+        exported or another export holds it (one started after `stale_before`), or an erasure is removing
+        what a failed export left (a hold taken after `held_before`); repeatable by the same export.
         The first export also fences the batch (`fenced_at`, never changed again: contract 13.5), and its
         cut-off `events_until` is that fence. None when not taken."""
         response = self._dynamo.conditional(
@@ -163,8 +166,8 @@ class BatchRecords:
             ),
             ConditionExpression=(
                 "attribute_exists(session_count) AND (attribute_not_exists(dataset_status) "
-                "OR dataset_status = :failed OR (dataset_status = :exporting AND "
-                "(export_id = :export OR export_started_at < :stale)))"
+                "OR (dataset_status = :failed AND (attribute_not_exists(rewrite_by) OR rewrite_started_at < :held)) "
+                "OR (dataset_status = :exporting AND (export_id = :export OR export_started_at < :stale)))"
             ),
             ExpressionAttributeValues={
                 ":exporting": s("exporting"),
@@ -173,6 +176,7 @@ class BatchRecords:
                 ":started": n(claim.started_at or 0),
                 ":until": n(claim.events_until or 0),
                 ":stale": n(stale_before),
+                ":held": n(held_before),
             },
             ReturnValues="ALL_NEW",
         )
@@ -200,25 +204,38 @@ class BatchRecords:
         return response is not None
 
     def hold_rewrite(self, batch_id: str, erasure_id: str, now: int, stale_before: int) -> bool:
-        """Make `erasure_id` the one rewriting the exported dataset, unless another holds it (one that took it
-        after `stale_before`); repeatable by the same erasure. False when not taken."""
+        """Make `erasure_id` the one rewriting the exported dataset (or removing what a failed export left:
+        no export takes the batch meanwhile), unless another holds it (one that took it after
+        `stale_before`); repeatable by the same erasure. False when not taken."""
         response = self._dynamo.conditional(
             "update_item",
             TableName=self._table,
             Key=batch_key(batch_id),
             UpdateExpression="SET rewrite_by = :erasure, rewrite_started_at = :now",
             ConditionExpression=(
-                "dataset_status = :exported AND (attribute_not_exists(rewrite_by) OR rewrite_by = :erasure "
-                "OR rewrite_started_at < :stale)"
+                "dataset_status IN (:exported, :failed) AND (attribute_not_exists(rewrite_by) "
+                "OR rewrite_by = :erasure OR rewrite_started_at < :stale)"
             ),
             ExpressionAttributeValues={
                 ":exported": s("exported"),
+                ":failed": s("failed"),
                 ":erasure": s(erasure_id),
                 ":now": n(now),
                 ":stale": n(stale_before),
             },
         )
         return response is not None
+
+    def release_rewrite(self, batch_id: str, erasure_id: str) -> None:
+        """Let go of the hold without recording a rewrite (there was no dataset to rewrite)."""
+        self._dynamo.conditional(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key(batch_id),
+            UpdateExpression="REMOVE rewrite_by, rewrite_started_at",
+            ConditionExpression="rewrite_by = :erasure",
+            ExpressionAttributeValues={":erasure": s(erasure_id)},
+        )
 
     def rewrite_dataset(self, batch_id: str, dataset: Dataset, erasure_id: str, removed: int) -> bool:
         """The rewritten dataset recorded, once per erasure: its counts and reports; `removed` sessions moved

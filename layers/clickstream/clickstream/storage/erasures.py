@@ -147,6 +147,9 @@ class Erasures:
         if erasure is None:
             return None
         self._clear_lock(erasure.user_key, erasure_id)
+        lock = self._dynamo.get(self._table, _lock_key(erasure.user_key))
+        if lock is not None and lock["erasure_id"]["S"] != erasure_id:
+            return erasure  # a retried close of an old erasure: the user's newer one keeps its guard
         self._dynamo.call(
             "update_item",
             TableName=self._table,

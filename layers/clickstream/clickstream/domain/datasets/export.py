@@ -36,6 +36,7 @@ from clickstream.domain.datasets.metrics import merge
 from clickstream.domain.datasets.parts import ExportJob, RangeWriter, StoredRange
 from clickstream.domain.datasets.publish import Publisher
 from clickstream.domain.datasets.retention import Retention, expiry_of
+from clickstream.domain.datasets.rewrite import REWRITE_STALE_MS
 from clickstream.domain.ports import Lake, ReportPages
 from clickstream.errors import ExportNotReady, ExportSessionsMismatch
 from clickstream.records import BatchRecord, Dataset
@@ -80,8 +81,12 @@ class Exporter:
         again = record.dataset.export_id == export_id  # a redrive keeps its start
         started_at = record.dataset.started_at if again else now
         claim = Dataset("exporting", export_id, started_at=started_at, events_until=now)
-        claimed = self._storage.batches.claim_export(record.batch_id, claim, now - STALE_EXPORT_MS)
+        claimed = self._storage.batches.claim_export(
+            record.batch_id, claim, now - STALE_EXPORT_MS, held_before=now - REWRITE_STALE_MS
+        )
         if claimed is None:
+            if record.dataset.status == "failed":  # an erasure removes what the failed export left: soon done
+                raise ExportNotReady(f"an erasure holds batch {record.batch_id}: export it after")
             return ExportPlan(record.batch_id, skip_reason="another export holds it")
         ranges = number_ranges(release.last_number, self._context.settings.export_range_sessions)
         ranges_key = f"{work_folder(record.batch_id)}/ranges.json"

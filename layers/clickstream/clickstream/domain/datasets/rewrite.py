@@ -39,7 +39,7 @@ from clickstream.domain.datasets.parts import RangeSession, RangeWriter
 from clickstream.domain.datasets.publish import Publisher
 from clickstream.domain.datasets.retention import items_expired
 from clickstream.domain.ports import Lake, ReportPages
-from clickstream.errors import DatasetManifestMissing, ExportNotReady
+from clickstream.errors import ExportNotReady
 from clickstream.records import BatchRecord, StoredEvent
 
 REWRITE_STALE_MS = 20 * 60_000  # a rewrite holding a dataset this long died (a Lambda runs 15 minutes at most)
@@ -125,40 +125,58 @@ class DatasetRewriter:
         self._lake = lake
         self._publisher = Publisher(context, lake, pages)
 
-    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None = None) -> Rewritten:
+    def rewrite(
+        self,
+        batch_id: str,
+        stored_user_id: str,
+        erasure_id: str,
+        stop_at: int | None = None,
+        account_removed: bool | None = None,
+    ) -> Rewritten:
         """The batch's dataset without the lines of `stored_user_id`; nothing when it is not exported (a later
         export reads DynamoDB, where the user is gone); ExportNotReady while it is being exported or another
-        erasure rewrites it (retried). A dataset whose export failed loses what that export left (a new
-        export writes it again from DynamoDB, where the user is gone).
+        erasure rewrites it (retried). A dataset whose export failed, or whose manifest the bucket's retention
+        rule has expired, loses what is left of it (a new export writes a failed one again from DynamoDB).
 
         With `stop_at` (epoch ms) it stops after the first range that ends later and says `done=False`: called
-        again, it goes on from the next range (a batch too large for one invocation takes several)."""
+        again, it goes on from the next range (a batch too large for one invocation takes several).
+        `account_removed`: whether the removed sessions move from session_count to erased_sessions here (the
+        erasure's Account step could not count the batch's slots: its items had expired); by default, when
+        the items have expired by now."""
         record = self._storage.batches.get(batch_id)
         if record is not None and record.dataset.status == "exporting":
             raise ExportNotReady(f"batch {batch_id} is being exported: its dataset is rewritten once it exists")
-        if record is not None and record.dataset.status == "failed":
-            return Rewritten(0, 0, self._remove_leftovers(batch_id))
-        if record is None or record.dataset.status != "exported" or erasure_id in record.erasures:
+        if record is None or record.dataset.status not in ("exported", "failed") or erasure_id in record.erasures:
             return Rewritten(0, 0, [])  # no dataset; or this erasure's rewrite is recorded already
         now = self._context.clock()
         if not self._storage.batches.hold_rewrite(batch_id, erasure_id, now, now - REWRITE_STALE_MS):
             raise ExportNotReady(f"another erasure is rewriting batch {batch_id}")
-        record = self._storage.batches.get(batch_id) or record  # as the hold found it
-        old = self._manifest(batch_id)
+        old = self._manifest(batch_id) if record.dataset.status == "exported" else None
+        if old is None:  # held, so no export starts while it goes
+            removed = self._remove_leftovers(batch_id)
+            self._storage.batches.release_rewrite(batch_id, erasure_id)
+            return Rewritten(0, 0, removed)
         ranges = _ranges_of(old)
-        start = self._progress(batch_id, erasure_id)
         with tempfile.TemporaryDirectory(prefix="rewrite-") as work:
+            start = self._progress(batch_id, erasure_id)
             done, written = self._rewrite_ranges(old, ranges, stored_user_id, Path(work), start=start, stop_at=stop_at)
         if done < len(ranges):
             progress = {"erasure_id": erasure_id, "ranges": done}
             self._lake.put_bytes(_progress_key(batch_id), json.dumps(progress).encode())
             return Rewritten(0, 0, sorted(written), done=False)
-        summaries = self._publisher.summaries(batch_id, len(ranges))
+        if account_removed is None:
+            account_removed = items_expired(record, self._context.settings.retention_days, now)
+        rewritten = self._publish(old, len(ranges), erasure_id, account_removed)
+        return replace(rewritten, replaced_keys=sorted({*rewritten.replaced_keys, *written}))
+
+    def _publish(self, old: dict[str, Any], ranges: int, erasure_id: str, account_removed: bool) -> Rewritten:
+        """Every range rewritten: the judgments, the report page, the manifest and the batch record."""
+        batch_id = old["batch_id"]
+        record = self._storage.batches.get(batch_id)
+        if record is None:
+            raise ExportNotReady(f"batch {batch_id} has no record")
+        summaries = self._publisher.summaries(batch_id, ranges)
         new_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for summary in summaries for part in summary["parts"]}
-        old_parts = {f"{dataset_folder(batch_id)}/{part['key']}" for part in old["parts"]}
-        for key in sorted(old_parts - new_parts):
-            # Every version at once. Before the manifest: a run after a crash still finds them to remove.
-            self._lake.remove(key)
         judged = self._publisher.judge(batch_id, len(summaries))
         kept = sum(part["sessions"] for summary in summaries for part in summary["parts"])
         erased = old["session_count"] + old.get("erased_sessions", 0) - kept  # their sum never changes
@@ -166,12 +184,11 @@ class DatasetRewriter:
         published = self._publisher.publish(head, summaries, judged, erased)
         self._lake.remove(_progress_key(batch_id))  # before the record: a crash in between starts over, harmlessly
         removed, events_removed = _removed(record, erasure_id, published.manifest)
-        accounted = removed if items_expired(record, self._context.settings.retention_days, now) else 0
         dataset = replace(published.dataset, export_id=record.dataset.export_id)
-        if not self._storage.batches.rewrite_dataset(batch_id, dataset, erasure_id, accounted):
+        if not self._storage.batches.rewrite_dataset(batch_id, dataset, erasure_id, removed if account_removed else 0):
             raise ExportNotReady(f"batch {batch_id}: the rewrite of erasure {erasure_id} no longer holds it")
-        replaced = {*written, *new_parts, judgments_key(batch_id), report_key(batch_id)}
-        return Rewritten(removed, events_removed, sorted(replaced | {manifest_key(batch_id)}))
+        replaced = {*new_parts, judgments_key(batch_id), report_key(batch_id), manifest_key(batch_id)}
+        return Rewritten(removed, events_removed, sorted(replaced))
 
     def _progress(self, batch_id: str, erasure_id: str) -> int:
         """The ranges this erasure rewrote in its earlier invocations (another erasure's progress is not ours:
@@ -186,11 +203,10 @@ class DatasetRewriter:
             self._lake.remove(key)  # with every version
         return removed
 
-    def _manifest(self, batch_id: str) -> dict[str, Any]:
+    def _manifest(self, batch_id: str) -> dict[str, Any] | None:
+        """The dataset's manifest; None once the bucket's retention rule has expired it."""
         data = self._lake.get_bytes(manifest_key(batch_id))
-        if data is None:
-            raise DatasetManifestMissing(batch_id)
-        manifest: dict[str, Any] = json.loads(data)
+        manifest: dict[str, Any] | None = None if data is None else json.loads(data)
         return manifest
 
     def _rewrite_ranges(
@@ -215,8 +231,13 @@ class DatasetRewriter:
             last = max((part["last_number"] for part in parts), default=0)
             source = PartLines(self._lake, keys, stored_user_id, folder)
             writer = RangeWriter(self._lake, batch_id, NumberRange(index, first, last), source, stored=stored)
-            writer.write()
+            summary = writer.write()
             written += writer.written
+            # Pieces whose lines moved up into the range's first parts go now, not at the end: a reader of the
+            # folder never sees a session twice, even while a large batch takes several invocations.
+            kept = {f"{dataset_folder(batch_id)}/{part['key']}" for part in summary["parts"]}
+            for key in sorted(set(keys) - kept):
+                self._lake.remove(key)  # with every version
             if stop_at is not None and self._context.clock() >= stop_at:
                 return index + 1, written
         return len(ranges), written

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from clickstream.domain.context import Context
 from clickstream.domain.datasets.layout import batch_folders
+from clickstream.domain.datasets.retention import items_expired
 from clickstream.domain.erasure.purge import Purge
 from clickstream.domain.erasure.worklist import (
     FoundSession,
@@ -44,7 +45,9 @@ class Rewritten(Protocol):
 class DatasetRewrites(Protocol):
     """domain/datasets/rewrite.py: an exported dataset rewritten without the user's lines."""
 
-    def rewrite(self, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None) -> Rewritten: ...
+    def rewrite(
+        self, batch_id: str, stored_user_id: str, erasure_id: str, stop_at: int | None, account_removed: bool | None
+    ) -> Rewritten: ...
 
 
 @dataclass(frozen=True)
@@ -134,28 +137,37 @@ class ErasureSteps:
 
     def account(self, erasure_id: str, batch_id: str, live: bool) -> dict[str, Any]:
         """A released, settled batch recounted: sessions that remain, erased tombstones beside them. A
-        collecting (or unsettled) batch needs nothing: settle counts erased tombstones. A batch whose items
-        expired (`live` False) is accounted by its rewrite, from its dataset."""
+        collecting batch needs nothing: settle counts erased tombstones; one being settled is waited for
+        (ExportNotReady, retried), so settle's count cannot overwrite this one. A batch whose items expired
+        (`live` False, or past their time to live by now) is accounted by its rewrite, from its dataset:
+        `accounted` says which, and the Rewrite step is told (decided once, so never both)."""
         record = self._storage.batches.get(batch_id)
-        if not live or record is None or record.session_count is None:
+        if record is not None and record.session_count is None:
+            raise ExportNotReady(f"batch {batch_id} is being settled: it is counted once settled")
+        retention_days = self._context.settings.retention_days
+        if not live or record is None or items_expired(record, retention_days, self._context.clock()):
             return {"batch_id": batch_id, "accounted": False}
         sessions = erased = 0
         for partition in shard_partitions(batch_id, record.shards):
             for slot in self._storage.sessions.slots(partition):
                 sessions += not slot.is_tombstone
                 erased += slot.is_erased
-        accounted = self._storage.batches.account_erased(batch_id, sessions, erased)
-        return {"batch_id": batch_id, "accounted": accounted, "session_count": sessions, "erased_sessions": erased}
+        self._storage.batches.account_erased(batch_id, sessions, erased)
+        return {"batch_id": batch_id, "accounted": True, "session_count": sessions, "erased_sessions": erased}
 
-    def rewrite(self, erasure_id: str, batch_id: str, time_budget_ms: int | None = None) -> dict[str, Any]:
+    def rewrite(
+        self, erasure_id: str, batch_id: str, time_budget_ms: int | None = None, accounted: bool | None = None
+    ) -> dict[str, Any]:
         """The batch's dataset without the user's lines, when it is exported (ExportNotReady while exporting);
-        `done` False when it stopped after `time_budget_ms`, to be called again (it goes on where it stopped)."""
+        `done` False when it stopped after `time_budget_ms`, to be called again (it goes on where it stopped).
+        `accounted`: what the Account step answered (True: it counted the batch's slots, so this does not)."""
         erasure = self._running(erasure_id)
         if erasure is None or erasure.stored_user_id is None:
             return {"batch_id": batch_id, "sessions_removed": 0, "events_removed": 0, "done": True}
         stop_at = None if time_budget_ms is None else self._context.clock() + time_budget_ms
         try:
-            rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id, stop_at)
+            account_removed = None if accounted is None else not accounted
+            rewritten = self._rewrites.rewrite(batch_id, erasure.stored_user_id, erasure_id, stop_at, account_removed)
         except ExportNotReady:
             # Retried hourly by the machine; its timeout would end it without Failed (the guard kept).
             deadline = (
