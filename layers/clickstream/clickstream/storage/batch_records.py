@@ -227,7 +227,7 @@ class BatchRecords:
         return response is not None
 
     def release_rewrite(self, batch_id: str, erasure_id: str) -> None:
-        """Let go of the hold without recording a rewrite (there was no dataset to rewrite)."""
+        """Let go of the hold (there was no dataset to rewrite, or the rewrite is recorded already)."""
         self._dynamo.conditional(
             "update_item",
             TableName=self._table,
@@ -272,14 +272,7 @@ class BatchRecords:
         record = self.get(batch_id)
         if record is None or record.dataset.status != "exported" or erasure_id not in record.erasures:
             return False
-        self._dynamo.conditional(
-            "update_item",
-            TableName=self._table,
-            Key=batch_key(batch_id),
-            UpdateExpression="REMOVE rewrite_by, rewrite_started_at",
-            ConditionExpression="rewrite_by = :erasure",
-            ExpressionAttributeValues={":erasure": s(erasure_id)},
-        )
+        self.release_rewrite(batch_id, erasure_id)
         return True
 
     def fail_export(self, batch_id: str, export_id: str) -> None:

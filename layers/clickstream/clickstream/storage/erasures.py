@@ -99,13 +99,7 @@ class Erasures:
         if response is None:
             return self.get(erasure_id)  # closed, or unknown
         erasure = erasure_of(response["Attributes"])
-        self._dynamo.call(
-            "update_item",
-            TableName=self._table,
-            Key={"pk": s(ACTIVE_KEY)},
-            UpdateExpression="ADD user_keys :key",
-            ExpressionAttributeValues={":key": {"SS": [erasure.user_key]}},
-        )
+        self._active("ADD", erasure.user_key)
         return erasure
 
     def record_counts(self, erasure_id: str, counts: ErasureCounts) -> None:
@@ -150,18 +144,22 @@ class Erasures:
         lock = self._dynamo.get(self._table, _lock_key(erasure.user_key))
         if lock is not None and lock["erasure_id"]["S"] != erasure_id:
             return erasure  # a retried close of an old erasure: the user's newer one keeps its guard
-        self._dynamo.call(
-            "update_item",
-            TableName=self._table,
-            Key={"pk": s(ACTIVE_KEY)},
-            UpdateExpression="DELETE user_keys :key",
-            ExpressionAttributeValues={":key": {"SS": [erasure.user_key]}},
-        )
+        self._active("DELETE", erasure.user_key)
         return erasure
 
     def active_user_keys(self) -> frozenset[str]:
         item = self._dynamo.get(self._table, {"pk": s(ACTIVE_KEY)})
         return frozenset(item["user_keys"]["SS"]) if item is not None and "user_keys" in item else frozenset()
+
+    def _active(self, action: str, user_key: str) -> None:
+        """ADD the user's key to, or DELETE it from, the set of users being erased now."""
+        self._dynamo.call(
+            "update_item",
+            TableName=self._table,
+            Key={"pk": s(ACTIVE_KEY)},
+            UpdateExpression=f"{action} user_keys :key",
+            ExpressionAttributeValues={":key": {"SS": [user_key]}},
+        )
 
     def _clear_lock(self, user_key: str, erasure_id: str) -> None:
         """The user's lock, if it still names this erasure (a newer request's lock stays)."""
