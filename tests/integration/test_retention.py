@@ -20,7 +20,7 @@ from local.dynamodb import LOCAL_REGION
 from local.erasures import LocalErasures
 from tests.support.datasets import dataset_sessions, run_export
 from tests.support.domain import click, new_session
-from tests.support.erasure import InProcessSteps, request_erasure
+from tests.support.erasure import InProcessSteps, request_erasure, session_items
 from tests.support.late import apply_ttl
 
 DAY_S = 86_400
@@ -141,3 +141,30 @@ def test_a_user_whose_batch_items_expired_is_erased_from_the_dataset_that_keeps_
     assert (record.session_count, record.erased_sessions) == (2, 2)
     assert storage.user_datasets.batches_of(erasure.user_key) == []
     assert storage.user_datasets.batches_of(user_key(retained.user_ids.stored("user-kept"))) == [batch_id]
+
+
+def test_items_past_their_expiry_that_ttl_has_not_deleted_yet_are_erased_too(
+    retained: Clickstream, storage: Storage, tables: dict[str, str]
+) -> None:
+    """DynamoDB's TTL deletes an expired item up to days after its expiry; every route treats it as gone
+    meanwhile, but it is still stored. An erasure then deletes it itself."""
+    for n in range(4):
+        retained.register(new_session(f"sess-t{n}", user_id="user-late" if n % 2 else "user-stays"))
+        retained.add_events(f"sess-t{n}", [click("c1")])
+    batch_id = retained.release("release-ttl-lag").batch_id
+    finished = run_export(retained, Path(retained.settings.lake_dir), "release-ttl-lag", expire=True)
+    assert finished is not None
+    later_s = finished["expires_at"] + 1  # expired, and no TTL run: every item is still stored
+    at_time(storage, later_s)
+    later = Clickstream(storage, retained.settings, clock=lambda: later_s * 1000)
+    erasure = request_erasure(later, "user-late")
+    assert LocalErasures(InProcessSteps(later)).run(erasure.erasure_id) is not None
+
+    stored = session_items(tables, {"sess-t1", "sess-t3"})
+    assert stored == {table: [] for table in stored}  # not one item of the user's sessions is left
+    assert [len(items) for items in session_items(tables, {"sess-t0", "sess-t2"}).values()] == [2, 2, 2, 0]
+    record = storage.batches.get(batch_id)
+    assert record is not None
+    assert (record.session_count, record.erased_sessions) == (2, 2)  # counted once, by the rewrite
+    lines = dataset_sessions(Path(retained.settings.lake_dir), batch_id)
+    assert sorted(line["session_id"] for line in lines) == ["sess-t0", "sess-t2"]

@@ -57,6 +57,9 @@ class MemoryClaims:
     def get(self, session_id: str) -> Claim | None:
         return self.items.get(session_id)
 
+    def stored(self, session_id: str) -> Claim | None:
+        return self.items.get(session_id)  # expiries are kept apart: every claim is as stored
+
     def user_sessions(self, user_key: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
         found = sorted(sid for sid, key in self.user_keys.items() if key == user_key and (after is None or sid > after))
         page = found[:limit]

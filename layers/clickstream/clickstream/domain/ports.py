@@ -41,6 +41,10 @@ class ClaimStore(Protocol):
 
     def claim(self, session_id: str, token: str, now: int, place: Place, user_key: str | None = None) -> bool: ...
     def get(self, session_id: str) -> Claim | None: ...
+    def stored(self, session_id: str) -> Claim | None:
+        """The claim as stored, even past its expiry (for an erasure: TTL deletes it up to days later)."""
+        ...
+
     def user_sessions(self, user_key: str, limit: int, after: str | None = None) -> tuple[list[str], str | None]:
         """Session ids claimed with `user_key` (domain.pseudonyms), in session_id order, `limit` at a time
         after the session_id `after`; with the session_id to continue after, None on the last page."""

@@ -76,6 +76,12 @@ class Claims:
         item = self._dynamo.get(self._table, {"session_id": s(session_id)})
         return _claim(item) if item is not None and is_live(item, self._dynamo.now_s()) else None
 
+    def stored(self, session_id: str) -> Claim | None:
+        """The claim as stored, even past its expiry: TTL deletes an expired item up to days later, and an
+        erasure deletes what is still there (every route already treats it as gone)."""
+        item = self._dynamo.get(self._table, {"session_id": s(session_id)})
+        return None if item is None else _claim(item)
+
     def take_over(self, session_id: str, old_token: str, new_token: str, now: int) -> Claim | None:
         """Replace a stale claim (its registration crashed or stalled) with ours.
 

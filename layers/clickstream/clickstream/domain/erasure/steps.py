@@ -100,8 +100,9 @@ class ErasureSteps:
         after: str | None = None
         while True:
             ids, after = self._storage.claims.user_sessions(erasure.user_key, FIND_PAGE, after)
-            for session_id, claim in zip(ids, self._context.fanout.map(self._storage.claims.get, ids), strict=True):
-                # None: gone, or expired with its batch (the dataset is in user_datasets)
+            for session_id, claim in zip(ids, self._context.fanout.map(self._storage.claims.stored, ids), strict=True):
+                # Expired ones too: their items are still there until TTL deletes them (the dataset is in
+                # user_datasets). None: gone.
                 if claim is not None and claim.user_key == erasure.user_key:
                     found[session_id] = FoundSession(session_id, claim.place)
             if after is None:
